@@ -1,0 +1,1 @@
+"""PyTorch layers (full, bilinear, low-rank), the architecture spec, the model builder, exact costs."""

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Create .venv in the checkout (once) and install ParetoNAS with its dev tools into it.
+# Re-running is cheap: pip only installs what changed in pyproject.toml.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -c 'import sys; assert sys.version_info >= (3, 11), "ParetoNAS needs Python >= 3.11"'
+  "$PYTHON" -m venv .venv
+fi
+stamp=.venv/.paretonas-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  .venv/bin/python -m pip install --quiet --upgrade pip
+  # torch is pinned to 2.13.0 in pyproject.toml: the CPU wheel on a CPU machine.
+  .venv/bin/python -m pip install --quiet -e '.[dev]'
+  touch "$stamp"
+fi
