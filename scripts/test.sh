@@ -8,4 +8,5 @@ bash scripts/setup.sh
 echo "== ruff"; ruff check .
 echo "== mypy"; mypy
 echo "== import-linter"; lint-imports
+echo "== docker lint"; hadolint docker/*.Dockerfile && check-jsonschema --builtin-schema vendor.compose-spec docker/compose.yaml
 echo "== pytest"; python -m pytest "$@"
