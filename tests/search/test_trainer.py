@@ -1,0 +1,103 @@
+"""search.trainer.train end to end on digits: determinism, the callback, costs, SVD training."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+pytest.importorskip("models.lowrank", reason="models.lowrank (models/ engineer) not landed yet")
+
+from models import build_model, count_macs, count_params
+from models.spec import ArchSpec, LayerSpec
+from search.datasets import Splits, load_dataset, split_dataset
+from search.errors import SearchError
+from search.trainer import EpochReport, TrainConfig, train
+
+MLP = ArchSpec(input_shape=(1, 8, 8), num_classes=10, base_channels=1, hidden_hw=(8, 8),
+               layers=(LayerSpec(kind="full"),))
+LOWRANK = ArchSpec(input_shape=(1, 8, 8), num_classes=10, base_channels=1, hidden_hw=(8, 8),
+                   layers=(LayerSpec(kind="lowrank", energy_threshold=0.05),))
+
+
+@pytest.fixture(scope="module")
+def splits() -> Splits:
+    return split_dataset(load_dataset("digits"), seed=0)
+
+
+def fresh(spec: ArchSpec, seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return build_model(spec)
+
+
+def test_default_config_learns_digits(splits: Splits) -> None:
+    result = train(fresh(MLP), MLP, splits, TrainConfig())
+    assert result.val_accuracy >= 0.9 and result.test_accuracy >= 0.9
+    assert result.epochs_run == TrainConfig().epochs and not result.stopped
+    assert result.params == count_params(MLP) == sum(p.numel() for p in result.model.parameters())
+    assert result.macs == count_macs(MLP)
+    assert result.spec == MLP
+
+
+def test_same_seed_same_result_on_cpu(splits: Splits) -> None:
+    config = TrainConfig(epochs=3)
+    a = train(fresh(MLP), MLP, splits, config)
+    b = train(fresh(MLP), MLP, splits, config)
+    assert (a.val_accuracy, a.test_accuracy) == (b.val_accuracy, b.test_accuracy)
+    for (name, pa), pb in zip(a.model.state_dict().items(), b.model.state_dict().values(),
+                              strict=True):
+        assert torch.equal(pa, pb), name
+    c = train(fresh(MLP), MLP, splits, TrainConfig(epochs=3, seed=1))
+    assert any(not torch.equal(pa, pc) for pa, pc in
+               zip(a.model.state_dict().values(), c.model.state_dict().values(), strict=True))
+
+
+def test_callback_sees_each_epoch_and_can_stop(splits: Splits) -> None:
+    reports: list[EpochReport] = []
+
+    def on_epoch(report: EpochReport) -> bool:
+        reports.append(report)
+        return report.epoch < 3
+
+    result = train(fresh(MLP), MLP, splits, TrainConfig(epochs=6), on_epoch=on_epoch)
+    assert result.stopped and result.epochs_run == 3
+    assert [(r.epoch, r.phase, r.epochs_total) for r in reports] == [
+        (1, "train", 6), (2, "train", 6), (3, "train", 6)]
+    assert all(0.0 <= r.val_accuracy <= 1.0 and r.train_loss > 0 for r in reports)
+    assert reports[0].train_loss > reports[2].train_loss
+
+
+def test_lowrank_model_is_regularised_pruned_and_finetuned(splits: Splits) -> None:
+    reports: list[EpochReport] = []
+    model = fresh(LOWRANK)
+    config = TrainConfig(epochs=3, finetune_epochs=2, sparsity="l1", sparsity_coef=1e-2)
+    result = train(model, LOWRANK, splits, config,
+                   on_epoch=lambda r: reports.append(r) is None)
+    assert [(r.epoch, r.phase) for r in reports] == [
+        (1, "train"), (2, "train"), (3, "train"), (4, "finetune"), (5, "finetune")]
+    assert reports[3].lr == pytest.approx(config.lr * 0.1 * 0.5)  # cosine midpoint at lr / 10
+    assert result.epochs_run == 5 and not result.stopped
+    kept = result.spec.layers[0].rank
+    assert kept is not None and 1 <= kept <= 64
+    assert result.params == count_params(result.spec)
+    assert result.params == sum(p.numel() for p in result.model.parameters())
+    assert result.params < count_params(LOWRANK)  # pruning dropped singular vectors
+    build_model(result.spec).load_state_dict(result.model.state_dict())
+
+
+def test_stopping_during_training_prunes_without_finetuning(splits: Splits) -> None:
+    result = train(fresh(LOWRANK), LOWRANK, splits, TrainConfig(epochs=4, finetune_epochs=2),
+                   on_epoch=lambda r: False)
+    assert result.stopped and result.epochs_run == 1
+    assert result.params == count_params(result.spec)
+
+
+def test_a_model_not_built_from_the_spec_is_refused(splits: Splits) -> None:
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    real = 650
+    with pytest.raises(SearchError) as info:
+        train(model, MLP, splits, TrainConfig(epochs=1))
+    assert str(info.value) == (
+        f"params: count_params(spec) = {count_params(MLP)} but the trained model holds {real} "
+        "parameters; the model was not built from this spec (build it with "
+        "models.build_model(spec))"
+    )
