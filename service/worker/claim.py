@@ -1,0 +1,144 @@
+"""Claim work: pick a job with room, ask its Optuna study for a trial, insert the trial row.
+
+A job has room when it is queued or running, not being cancelled, its running + complete trials are
+below ``n_trials`` and its running trials below ``parallelism``. The choice and the insert happen in
+one transaction that holds the job: ``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL (a worker
+never waits on a job another worker is claiming from; it takes the next one), ``BEGIN IMMEDIATE`` on
+SQLite (one writer at a time). So two workers never push a job past its parallelism or its budget.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Row, func, insert, select, update
+
+from search import engine as search_engine
+from search.engine import TrialTicket
+from search.errors import SearchError
+from service.db.tables import Job, Trial
+from service.worker.context import JobContext, WorkerContext
+from service.worker.database import is_postgres, utcnow, write_transaction
+from service.worker.recovery import match_retry
+
+__all__ = ["Claim", "claim_next"]
+
+log = logging.getLogger("paretonas.worker")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A trial this worker now holds under a lease."""
+
+    trial_id: int
+    number: int
+    attempt: int
+    retry_of: int | None
+    ticket: TrialTicket
+    job: JobContext
+
+
+def claim_next(ctx: WorkerContext) -> Claim | None:
+    """Claim one trial from the oldest job with room; None when no job has room."""
+    with write_transaction(ctx.engine) as connection:
+        job = _lock_job_with_room(connection)
+        if job is None:
+            return None
+        try:
+            job_context = ctx.job_context(
+                job_id=job.id,
+                study_name=job.study_name,
+                config_json=job.config_json,
+                reference_point_json=job.reference_point_json,
+                n_trials=job.n_trials,
+            )
+        except SearchError as error:
+            _fail_job(connection, job_id=job.id, message=f"config_json: {error}")
+            return None
+        ticket = search_engine.ask(ref=job_context.ref, config=job_context.config)
+        try:
+            return _insert_claim(connection, ctx=ctx, job=job_context, ticket=ticket)
+        except BaseException:
+            search_engine.fail(
+                ref=job_context.ref, number=ticket.number, reason="claim was not recorded"
+            )
+            raise
+
+
+def _lock_job_with_room(connection: Connection) -> Row[Any] | None:
+    query = (
+        select(
+            Job.id,
+            Job.study_name,
+            Job.config_json,
+            Job.reference_point_json,
+            Job.n_trials,
+        )
+        .where(
+            Job.status.in_(("queued", "running")),
+            Job.cancel_requested.is_(False),
+            Job.n_running + Job.n_complete < Job.n_trials,
+            Job.n_running < Job.parallelism,
+        )
+        .order_by(Job.created_at, Job.id)
+        .limit(1)
+    )
+    if is_postgres(connection):
+        query = query.with_for_update(skip_locked=True, of=Job)
+    return connection.execute(query).one_or_none()
+
+
+def _insert_claim(
+    connection: Connection, *, ctx: WorkerContext, job: JobContext, ticket: TrialTicket
+) -> Claim:
+    now = utcnow()
+    retry_of, attempt = match_retry(connection, job_id=job.job_id, params=dict(ticket.params))
+    trial_id = connection.execute(
+        insert(Trial)
+        .values(
+            job_id=job.job_id,
+            number=ticket.number,
+            attempt=attempt,
+            retry_of=retry_of,
+            state="running",
+            params_json=json.dumps(ticket.params, sort_keys=True),
+            spec_json=ticket.spec_json,
+            worker_id=ctx.worker_id,
+            lease_expires_at=now + timedelta(seconds=ctx.lease_seconds),
+            heartbeat_at=now,
+            started_at=now,
+        )
+        .returning(Trial.id)
+    ).scalar_one()
+    connection.execute(
+        update(Job)
+        .where(Job.id == job.job_id)
+        .values(
+            n_running=Job.n_running + 1,
+            status="running",
+            started_at=func.coalesce(Job.started_at, now),
+            updated_at=now,
+        )
+    )
+    return Claim(
+        trial_id=trial_id,
+        number=ticket.number,
+        attempt=attempt,
+        retry_of=retry_of,
+        ticket=ticket,
+        job=job,
+    )
+
+
+def _fail_job(connection: Connection, *, job_id: str, message: str) -> None:
+    now = utcnow()
+    connection.execute(
+        update(Job)
+        .where(Job.id == job_id)
+        .values(status="failed", error=message, finished_at=now, updated_at=now)
+    )
+    log.error("job %s failed: %s", job_id, message)

@@ -1,0 +1,108 @@
+"""Hold a trial's lease: a heartbeat thread on its own connection renews it and watches the job.
+
+Every ``heartbeat_seconds`` the thread moves ``lease_expires_at`` to now + ``lease_seconds`` (only
+while the row is still this worker's running trial) and reads the job's ``cancel_requested`` and
+status. The training loop asks ``keep_going()`` after every epoch, so a cancel, a failed job or a
+lost lease stops training within one epoch.
+
+The lease is lost when the renewing update touches no row (another worker reaped the trial) or when
+the database stayed away until the lease ran out: training stops and nothing is recorded, because
+the trial has been (or will be) failed and retried elsewhere.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from service.db.tables import Job, Trial
+from service.worker.backoff import is_transient
+from service.worker.context import WorkerContext
+from service.worker.database import utcnow
+
+__all__ = ["Heartbeat"]
+
+log = logging.getLogger("paretonas.worker")
+
+
+class Heartbeat(threading.Thread):
+    """Renews one trial's lease until ``close()``; a context manager that starts and stops it."""
+
+    def __init__(self, ctx: WorkerContext, *, trial_id: int, job_id: str) -> None:
+        super().__init__(name=f"heartbeat-{trial_id}", daemon=True)
+        self.ctx = ctx
+        self.trial_id = trial_id
+        self.job_id = job_id
+        self.lease_lost = threading.Event()
+        self.cancelled = threading.Event()
+        self._closed = threading.Event()
+        self._renewed_at = time.monotonic()
+
+    def __enter__(self) -> Heartbeat:
+        self.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop renewing (the caller records or releases the trial next)."""
+        self._closed.set()
+        if self.is_alive():
+            self.join(timeout=self.ctx.heartbeat_seconds + 10)
+
+    def keep_going(self) -> bool:
+        """False once the worker stops, the job is cancelled or ended, or the lease is lost."""
+        self._check_local_expiry()
+        return not (self.ctx.stop.is_set() or self.cancelled.is_set() or self.lease_lost.is_set())
+
+    def run(self) -> None:
+        while not self._closed.wait(self.ctx.heartbeat_seconds):
+            try:
+                self.beat()
+            except Exception as error:
+                if not is_transient(error):
+                    log.exception("heartbeat of trial row %d failed", self.trial_id)
+                else:
+                    log.warning("heartbeat of trial row %d: database unavailable", self.trial_id)
+            self._check_local_expiry()
+            if self.lease_lost.is_set():
+                return
+
+    def beat(self) -> None:
+        """Renew the lease once and read the job's cancel flag and status."""
+        now = utcnow()
+        with self.ctx.engine.begin() as connection:
+            renewed = connection.execute(
+                update(Trial)
+                .where(
+                    Trial.id == self.trial_id,
+                    Trial.state == "running",
+                    Trial.worker_id == self.ctx.worker_id,
+                )
+                .values(
+                    lease_expires_at=now + timedelta(seconds=self.ctx.lease_seconds),
+                    heartbeat_at=now,
+                )
+            ).rowcount
+            job = connection.execute(
+                select(Job.status, Job.cancel_requested).where(Job.id == self.job_id)
+            ).one()
+        if renewed != 1:
+            log.warning("trial row %d: lease lost (reaped by another worker)", self.trial_id)
+            self.lease_lost.set()
+            return
+        self._renewed_at = time.monotonic()
+        if job.cancel_requested or job.status not in ("queued", "running"):
+            self.cancelled.set()
+
+    def _check_local_expiry(self) -> None:
+        # Without a renewal for a whole lease, another worker may already run the retry.
+        if time.monotonic() - self._renewed_at > self.ctx.lease_seconds:
+            if not self.lease_lost.is_set():
+                log.warning("trial row %d: lease ran out without a renewal", self.trial_id)
+            self.lease_lost.set()

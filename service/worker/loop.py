@@ -1,0 +1,198 @@
+"""The worker loop: reap lost trials, claim one, train it under a lease, record it; repeat.
+
+Signals: SIGTERM (and Ctrl-C) set ``stop``: training stops after the current epoch, the trial is
+released (failed and retried at once, so nobody waits for its lease) and the process exits 0.
+SIGKILL loses nothing either: the lease expires and the next reaper retries the trial.
+A database that goes away is waited for with capped exponential backoff (``backoff``).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import FrameType
+from typing import TypeVar
+
+from search import engine as search_engine
+from search.engine import TrialOutcome
+from service.worker.backoff import StopRequested, retry_transient
+from service.worker.claim import Claim, claim_next
+from service.worker.context import WorkerContext
+from service.worker.database import write_transaction
+from service.worker.lease import Heartbeat
+from service.worker.record import LeaseLost, record_complete, record_stopped
+from service.worker.recovery import LostTrial, fail_and_retry, lock_job, reap_expired
+
+__all__ = ["Worker", "WorkerOptions"]
+
+log = logging.getLogger("paretonas.worker")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """How the loop runs: one trial then exit (``once``), and the idle poll interval."""
+
+    once: bool = False
+    poll_seconds: float = 2.0
+
+
+class Worker:
+    """One worker process: ``run()`` until stopped (or after one trial with ``once``)."""
+
+    def __init__(self, ctx: WorkerContext, options: WorkerOptions) -> None:
+        self.ctx = ctx
+        self.options = options
+        # Recording a finished trial is retried until the database answers, even while stopping.
+        self._never = threading.Event()
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM and SIGINT stop the worker after the current epoch (main thread only)."""
+
+        def _stop(signum: int, _frame: FrameType | None) -> None:
+            if not self.ctx.stop.is_set():
+                log.info(
+                    "%s: finishing the current epoch, then releasing the trial",
+                    signal.Signals(signum).name,
+                )
+            self.ctx.stop.set()
+
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+
+    def run(self) -> int:
+        """Work until stopped; returns the process exit code (0)."""
+        log.info("worker %s started on %s", self.ctx.worker_id, self.ctx.device)
+        while not self.ctx.stop.is_set():
+            try:
+                claim = self._next_claim()
+            except StopRequested:
+                break
+            if claim is None:
+                self.ctx.stop.wait(self.options.poll_seconds)
+                continue
+            self.run_claim(claim)
+            if self.options.once:
+                break
+        log.info("worker %s stopped", self.ctx.worker_id)
+        return 0
+
+    def _next_claim(self) -> Claim | None:
+        self._retry(
+            lambda: reap_expired(self.ctx), what="reaping expired leases", stop=self.ctx.stop
+        )
+        return self._retry(
+            lambda: claim_next(self.ctx), what="claiming a trial", stop=self.ctx.stop
+        )
+
+    def run_claim(self, claim: Claim) -> None:
+        """Train one claimed trial under its lease, then record, stop or release it."""
+        job = claim.job
+        outcome: TrialOutcome | None = None
+        reason = ""
+        with Heartbeat(self.ctx, trial_id=claim.trial_id, job_id=job.job_id) as heartbeat:
+            try:
+                outcome = search_engine.run_ticket(
+                    ticket=claim.ticket,
+                    config=job.config,
+                    splits=self.ctx.splits(job.config),
+                    device=self.ctx.device,
+                    on_epoch=lambda _report: heartbeat.keep_going(),
+                )
+            except Exception as error:
+                log.exception("job %s trial %d: training raised", job.job_id, claim.number)
+                reason = f"training raised {type(error).__name__}: {error}"
+        if heartbeat.lease_lost.is_set():
+            log.warning(
+                "job %s trial %d: lease lost, dropping the result (it is retried)",
+                job.job_id,
+                claim.number,
+            )
+            return
+        if outcome is None:
+            self._fail(claim, reason=reason, always_retry=False)
+        elif outcome.state == "complete":
+            self._record(claim, outcome)
+        elif heartbeat.cancelled.is_set():
+            self._retry(
+                lambda: search_engine.tell(ref=job.ref, outcome=outcome),
+                what="telling the study",
+                stop=self._never,
+            )
+            status = self._retry(
+                lambda: record_stopped(self.ctx, claim=claim, reason="job cancelled or ended"),
+                what="recording a stopped trial",
+                stop=self._never,
+            )
+            log.info("job %s trial %d stopped (job %s)", job.job_id, claim.number, status)
+        else:
+            self._fail(
+                claim,
+                reason=f"released by worker {self.ctx.worker_id} on shutdown",
+                always_retry=True,
+            )
+
+    def _record(self, claim: Claim, outcome: TrialOutcome) -> None:
+        job = claim.job
+        self._retry(
+            lambda: search_engine.tell(ref=job.ref, outcome=outcome),
+            what="telling the study",
+            stop=self._never,
+        )
+        try:
+            recorded = self._retry(
+                lambda: record_complete(self.ctx, claim=claim, outcome=outcome),
+                what="recording a trial",
+                stop=self._never,
+            )
+        except LeaseLost as error:
+            log.warning("%s; result dropped", error)
+            return
+        hv = "-" if recorded.hypervolume is None else f"{recorded.hypervolume:.4f}"
+        log.info(
+            "trial job=%s number=%d attempt=%d val_accuracy=%.4f test_accuracy=%.4f params=%d "
+            "seconds=%.1f front=%d hypervolume=%s complete=%d/%d job=%s",
+            job.job_id,
+            claim.number,
+            claim.attempt,
+            outcome.val_accuracy,
+            outcome.test_accuracy,
+            outcome.params,
+            outcome.train_seconds,
+            recorded.front_size,
+            hv,
+            recorded.n_complete,
+            job.n_trials,
+            recorded.job_status,
+        )
+
+    def _fail(self, claim: Claim, *, reason: str, always_retry: bool) -> None:
+        lost = LostTrial(
+            trial_id=claim.trial_id,
+            job_id=claim.job.job_id,
+            number=claim.number,
+            attempt=claim.attempt,
+            reason=reason,
+        )
+
+        def step() -> bool:
+            with write_transaction(self.ctx.engine) as connection:
+                lock_job(connection, job_id=lost.job_id)
+                return fail_and_retry(
+                    connection,
+                    ctx=self.ctx,
+                    ref=claim.job.ref,
+                    trial=lost,
+                    always_retry=always_retry,
+                )
+
+        self._retry(step, what="releasing a trial", stop=self._never)
+
+    def _retry(self, step: Callable[[], T], *, what: str, stop: threading.Event) -> T:
+        return retry_transient(
+            step, what=what, stop=stop, max_seconds=self.ctx.db_retry_max_seconds
+        )

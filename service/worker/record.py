@@ -1,0 +1,187 @@
+"""Write a finished trial in ONE transaction: the row, the job counters, the front, the history.
+
+The Pareto front is updated incrementally: ``search.pareto.insert`` runs against the stored
+``pareto_members`` of the job only (O(front), not O(trials)). A new front member's weights are
+stored; the weights of members that leave the front are deleted, so storage stays bounded by the
+front. Every complete trial appends one ``hypervolume_history`` row. The job succeeds when exactly
+``n_trials`` trials are complete (claims never hand out more than that).
+
+Every write is guarded by "this row is still this worker's running trial": if another worker reaped
+the trial meanwhile, nothing is written (``LeaseLost``) and the retry stands.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, delete, insert, select, update
+
+from search.engine import TrialOutcome
+from service.db.tables import HypervolumeHistory, Job, Trial, TrialWeights
+from service.worker.claim import Claim
+from service.worker.context import WorkerContext
+from service.worker.database import utcnow, write_transaction
+from service.worker.front import FrontChange, update_front
+from service.worker.recovery import lock_job
+
+__all__ = ["LeaseLost", "Recorded", "record_complete", "record_stopped"]
+
+log = logging.getLogger("paretonas.worker")
+
+ACTIVE = ("queued", "running")
+
+
+class LeaseLost(Exception):
+    """The trial row is no longer this worker's running trial; nothing was written."""
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What one recorded trial changed: the front and the job."""
+
+    n_complete: int
+    front_size: int
+    hypervolume: float | None
+    joined_front: bool
+    job_status: str
+
+
+def record_complete(ctx: WorkerContext, *, claim: Claim, outcome: TrialOutcome) -> Recorded:
+    """Record a complete trial and everything it changes, in one transaction."""
+    job_id = claim.job.job_id
+    with write_transaction(ctx.engine) as connection:
+        job = lock_job(connection, job_id=job_id)
+        assert job is not None, f"job {job_id} vanished under a running trial"
+        now = utcnow()
+        _finish_row(
+            connection,
+            ctx=ctx,
+            claim=claim,
+            values={
+                "state": "complete",
+                "val_accuracy": outcome.val_accuracy,
+                "test_accuracy": outcome.test_accuracy,
+                "params": outcome.params,
+                "macs": outcome.macs,
+                "feasible": outcome.feasible,
+                "train_seconds": outcome.train_seconds,
+                "spec_json": outcome.spec_json,
+                "finished_at": now,
+                "lease_expires_at": None,
+            },
+        )
+        change = update_front(
+            connection, job=claim.job, outcome=outcome if outcome.feasible else None, now=now
+        )
+        _store_weights(connection, job_id=job_id, outcome=outcome, change=change)
+        connection.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(
+                n_running=Job.n_running - 1,
+                n_complete=Job.n_complete + 1,
+                front_size=change.front_size,
+                hypervolume=change.hypervolume,
+                updated_at=now,
+            )
+        )
+        counts = connection.execute(
+            select(
+                Job.n_complete, Job.n_trials, Job.n_running, Job.status, Job.cancel_requested
+            ).where(Job.id == job_id)
+        ).one()
+        connection.execute(
+            insert(HypervolumeHistory).values(
+                job_id=job_id,
+                n_complete=counts.n_complete,
+                hypervolume=change.hypervolume,
+                recorded_at=now,
+            )
+        )
+        status = _settle_job(connection, job_id=job_id, counts=counts, now=now)
+    return Recorded(
+        n_complete=counts.n_complete,
+        front_size=change.front_size,
+        hypervolume=change.hypervolume,
+        joined_front=change.joined,
+        job_status=status,
+    )
+
+
+def record_stopped(ctx: WorkerContext, *, claim: Claim, reason: str) -> str:
+    """Record a trial stopped by a cancel (or by its job failing); returns the job's status."""
+    job_id = claim.job.job_id
+    with write_transaction(ctx.engine) as connection:
+        lock_job(connection, job_id=job_id)
+        now = utcnow()
+        _finish_row(
+            connection,
+            ctx=ctx,
+            claim=claim,
+            values={
+                "state": "stopped",
+                "error": reason,
+                "finished_at": now,
+                "lease_expires_at": None,
+            },
+        )
+        connection.execute(
+            update(Job).where(Job.id == job_id).values(n_running=Job.n_running - 1, updated_at=now)
+        )
+        counts = connection.execute(
+            select(
+                Job.n_complete, Job.n_trials, Job.n_running, Job.status, Job.cancel_requested
+            ).where(Job.id == job_id)
+        ).one()
+        return _settle_job(connection, job_id=job_id, counts=counts, now=now)
+
+
+def _finish_row(
+    connection: Connection, *, ctx: WorkerContext, claim: Claim, values: dict[str, object]
+) -> None:
+    result = connection.execute(
+        update(Trial)
+        .where(
+            Trial.id == claim.trial_id,
+            Trial.state == "running",
+            Trial.worker_id == ctx.worker_id,
+        )
+        .values(**values)
+    )
+    if result.rowcount != 1:
+        raise LeaseLost(f"trial {claim.number} of job {claim.job.job_id} was reaped meanwhile")
+
+
+def _store_weights(
+    connection: Connection, *, job_id: str, outcome: TrialOutcome, change: FrontChange
+) -> None:
+    if change.left:
+        connection.execute(
+            delete(TrialWeights).where(
+                TrialWeights.job_id == job_id, TrialWeights.trial_number.in_(change.left)
+            )
+        )
+    if change.joined and outcome.weights is not None:
+        connection.execute(
+            insert(TrialWeights).values(
+                job_id=job_id, trial_number=outcome.number, data=outcome.weights
+            )
+        )
+
+
+def _settle_job(connection: Connection, *, job_id: str, counts: object, now: object) -> str:
+    """Succeed a job with exactly n_trials complete; cancel one whose last trial stopped."""
+    status: str = counts.status  # type: ignore[attr-defined]
+    if status not in ACTIVE:
+        return status
+    if counts.n_complete >= counts.n_trials:  # type: ignore[attr-defined]
+        status = "succeeded"
+    elif counts.cancel_requested and counts.n_running == 0:  # type: ignore[attr-defined]
+        status = "cancelled"
+    else:
+        return status
+    connection.execute(
+        update(Job).where(Job.id == job_id).values(status=status, finished_at=now, updated_at=now)
+    )
+    return status

@@ -1,0 +1,189 @@
+"""The retry/failure policy: a lost, released or crashed trial is failed and run again.
+
+- A trial whose lease expired (its worker was killed or cut off) is marked ``failed``, failed in its
+  Optuna study (``search.engine.fail``) and retried (``search.engine.retry`` enqueues the same
+  parameters; the next claim of that job gets them as a new trial number with ``attempt + 1`` and
+  ``retry_of`` = the lost number).
+- A trial that already used ``max_trial_retries`` retries fails its job instead, with an error that
+  names the trial and its attempts.
+- A trial released on SIGTERM is retried at once, whatever its attempt: a deploy is not the trial's
+  fault, and nothing waits for the lease to expire.
+
+Optuna is told first, then the service transaction commits: if the commit is lost, the next reaper
+finds the same expired row again (the worst case is one extra enqueued copy of the parameters, run
+as an ordinary trial), never a trial that is neither running nor retried.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, select, update
+
+from search import engine as search_engine
+from search.engine import StudyRef
+from service.db.tables import Job, Trial
+from service.worker.context import WorkerContext
+from service.worker.database import is_postgres, utcnow, write_transaction
+
+__all__ = [
+    "LostTrial",
+    "fail_and_retry",
+    "find_expired",
+    "lock_job",
+    "match_retry",
+    "reap_expired",
+]
+
+log = logging.getLogger("paretonas.worker")
+
+
+@dataclass(frozen=True)
+class LostTrial:
+    """A running trial row to fail: its ids, attempt, and why it is being failed."""
+
+    trial_id: int
+    job_id: str
+    number: int
+    attempt: int
+    reason: str
+
+
+def find_expired(connection: Connection, *, now: datetime) -> list[LostTrial]:
+    """Running trials whose lease ran out before ``now`` (no lock; rechecked under the job lock)."""
+    rows = connection.execute(
+        select(Trial.id, Trial.job_id, Trial.number, Trial.attempt, Trial.worker_id)
+        .where(Trial.state == "running", Trial.lease_expires_at < now)
+        .order_by(Trial.job_id, Trial.number)
+    ).all()
+    return [
+        LostTrial(
+            trial_id=row.id,
+            job_id=row.job_id,
+            number=row.number,
+            attempt=row.attempt,
+            reason=f"lease expired: worker {row.worker_id} stopped renewing it",
+        )
+        for row in rows
+    ]
+
+
+def reap_expired(ctx: WorkerContext) -> int:
+    """Fail and retry every trial whose lease expired; returns how many were reaped.
+
+    One transaction per job; on PostgreSQL a job another worker holds is skipped (SKIP LOCKED) and
+    reaped on a later pass.
+    """
+    with ctx.engine.connect() as connection:
+        lost = find_expired(connection, now=utcnow())
+        connection.rollback()
+    reaped = 0
+    for job_id in dict.fromkeys(trial.job_id for trial in lost):
+        with write_transaction(ctx.engine) as connection:
+            job = lock_job(connection, job_id=job_id, skip_locked=True)
+            if job is None:
+                continue
+            ref = StudyRef(storage_url=ctx.optuna_storage, study_name=job.study_name)
+            for trial in find_expired(connection, now=utcnow()):
+                if trial.job_id == job_id:
+                    fail_and_retry(connection, ctx=ctx, ref=ref, trial=trial, always_retry=False)
+                    reaped += 1
+    return reaped
+
+
+def lock_job(connection: Connection, *, job_id: str, skip_locked: bool = False) -> Row[Any] | None:
+    """The job row, locked for this transaction (FOR UPDATE on PostgreSQL; SQLite: the file)."""
+    query = select(Job.id, Job.status, Job.study_name, Job.n_trials, Job.cancel_requested).where(
+        Job.id == job_id
+    )
+    if is_postgres(connection):
+        query = query.with_for_update(skip_locked=skip_locked)
+    return connection.execute(query).one_or_none()
+
+
+def fail_and_retry(
+    connection: Connection,
+    *,
+    ctx: WorkerContext,
+    ref: StudyRef,
+    trial: LostTrial,
+    always_retry: bool,
+) -> bool:
+    """Mark ``trial`` failed (only if it is still running) and retry it or fail its job.
+
+    Call with the job row locked. Returns False when the row was no longer running (someone else
+    already handled it), True otherwise.
+    """
+    now = utcnow()
+    result = connection.execute(
+        update(Trial)
+        .where(Trial.id == trial.trial_id, Trial.state == "running")
+        .values(state="failed", error=trial.reason, finished_at=now, lease_expires_at=None)
+    )
+    if result.rowcount != 1:
+        return False
+    connection.execute(
+        update(Job)
+        .where(Job.id == trial.job_id)
+        .values(n_running=Job.n_running - 1, n_failed=Job.n_failed + 1, updated_at=now)
+    )
+    search_engine.fail(ref=ref, number=trial.number, reason=trial.reason)
+    if always_retry or trial.attempt < ctx.max_trial_retries:
+        search_engine.retry(ref=ref, number=trial.number)
+        log.warning(
+            "job %s trial %d (attempt %d) failed: %s; retrying",
+            trial.job_id,
+            trial.number,
+            trial.attempt,
+            trial.reason,
+        )
+        return True
+    chain = _attempt_chain(connection, job_id=trial.job_id, number=trial.number)
+    message = (
+        f"trial {chain[0]} failed {len(chain)} times (trial numbers {', '.join(map(str, chain))}; "
+        f"max_trial_retries={ctx.max_trial_retries}); last error: {trial.reason}"
+    )
+    connection.execute(
+        update(Job)
+        .where(Job.id == trial.job_id, Job.status.in_(("queued", "running")))
+        .values(status="failed", error=message, finished_at=now, updated_at=now)
+    )
+    log.error("job %s failed: %s", trial.job_id, message)
+    return True
+
+
+def _attempt_chain(connection: Connection, *, job_id: str, number: int) -> list[int]:
+    """Trial numbers of every attempt of one trial, first attempt first."""
+    chain = [number]
+    while True:
+        previous = connection.execute(
+            select(Trial.retry_of).where(Trial.job_id == job_id, Trial.number == chain[0])
+        ).scalar_one_or_none()
+        if previous is None:
+            return chain
+        chain.insert(0, previous)
+
+
+def match_retry(
+    connection: Connection, *, job_id: str, params: dict[str, object]
+) -> tuple[int | None, int]:
+    """(retry_of, attempt) for a freshly asked trial: which failed trial's parameters it re-runs.
+
+    ``search.engine.retry`` enqueues a failed trial's parameters, so the next ``ask`` returns them.
+    A failed row with no retry yet and the same parameters is the one being retried (oldest first);
+    anything else is a fresh trial (attempt 0).
+    """
+    retried = select(Trial.retry_of).where(Trial.job_id == job_id, Trial.retry_of.is_not(None))
+    rows = connection.execute(
+        select(Trial.number, Trial.attempt, Trial.params_json)
+        .where(Trial.job_id == job_id, Trial.state == "failed", Trial.number.not_in(retried))
+        .order_by(Trial.number)
+    ).all()
+    for row in rows:
+        if json.loads(row.params_json) == params:
+            return row.number, row.attempt + 1
+    return None, 0
