@@ -1,0 +1,60 @@
+"""The search space as data: what each layer may be, validated once, stored with the job as JSON.
+
+A space is a JSON object (``parse_space`` also takes the parsed form of a YAML file)::
+
+    {"backbone": "mlp", "depth": [1, 2], "base_channels": 16,
+     "kinds": ["full", "bilinear", "lowrank"], "multipliers": [0.25, 0.5, 1, 2],
+     "layers": [{"kinds": ["bilinear"]}],          # optional per-layer overrides, by index
+     "lowrank": {"energy_thresholds": [0.01], "decompositions": ["channel", "spatial"]},
+     "classifier_kinds": ["full"],
+     "convs": [{"kinds": ["full", "lowrank"], "multipliers": [1, 2], "pool": true}],  # cnn only
+     "train": {"epochs": 12}}                        # the TrainConfig every trial uses
+
+This module gathers the pieces: value types (``search.space_types``), parsing
+(``search.space_parse``), trial parameters and ``decode`` (``search.space_params``) and sizes
+(``search.space_size``).
+
+>>> space = parse_space({"depth": [1, 2], "kinds": ["full", "bilinear"]})
+>>> space.depths, space.layer_choices(1).kinds
+((1, 2), ('full', 'bilinear'))
+>>> parse_space(space.to_dict()) == space
+True
+"""
+
+from __future__ import annotations
+
+from search.space_params import Choice, decode, encode, sample_params
+from search.space_parse import parse_space
+from search.space_size import check_space, largest_spec
+from search.space_types import (
+    LIMITS,
+    ConvChoices,
+    LayerChoices,
+    LayerOverride,
+    LowRankChoices,
+    SearchSpace,
+    default_train,
+)
+
+__all__ = [
+    "LIMITS",
+    "Choice",
+    "ConvChoices",
+    "LayerChoices",
+    "LayerOverride",
+    "LowRankChoices",
+    "SearchSpace",
+    "check_space",
+    "decode",
+    "default_space",
+    "default_train",
+    "encode",
+    "largest_spec",
+    "parse_space",
+    "sample_params",
+]
+
+
+def default_space() -> SearchSpace:
+    """The default: a depth-2 MLP, 16 base channels, every kind, multipliers 0.25 to 2."""
+    return SearchSpace()
