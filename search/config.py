@@ -1,0 +1,150 @@
+"""``SearchConfig``: one whole search as data (dataset, space, objectives, budget, sampler, limits).
+
+Frozen and JSON round-trippable; the service stores ``to_dict()`` with the job and every worker
+rebuilds the same config with ``parse_config``. The training budget of each trial lives in the
+space (``space.train``); ``config.train`` reads it, and a top-level ``"train"`` object in the data
+overrides fields of the space's.
+
+>>> config = parse_config({"dataset": "digits", "n_trials": 10, "max_params": 50_000})
+>>> config.objectives, config.sampler, config.train.epochs
+(('accuracy', 'params'), 'tpe', 12)
+>>> parse_config(config.to_dict()) == config
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from search.datasets import FORMATS
+from search.errors import SpaceError
+from search.space import Choice, SearchSpace, decode, default_space, parse_space
+from search.training.config import TrainConfig
+
+__all__ = ["DIRECTIONS", "MAX_TRIALS", "OBJECTIVE_SETS", "SAMPLERS", "SearchConfig",
+           "parse_config"]
+
+SAMPLERS = ("tpe", "nsga2", "random")
+DIRECTIONS = {"accuracy": "maximize", "params": "minimize", "macs": "minimize"}
+OBJECTIVE_SETS = (("accuracy", "params"), ("accuracy", "params", "macs"))
+MAX_TRIALS = 100_000
+_KEYS = ("dataset", "space", "objectives", "n_trials", "sampler", "seed", "max_params",
+         "warm_start", "train")
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """A search: ``n_trials`` trials of ``space`` on ``dataset`` with ``sampler``.
+
+    objectives: ("accuracy", "params") or ("accuracy", "params", "macs") -- validation accuracy
+    is maximised, parameters after pruning (and MACs per sample) minimised.
+    seed: makes a single-process search reproducible (None: a fresh random search).
+    max_params: a constraint (infeasible trials never reach the front), not a penalty.
+    warm_start: parameter dicts (``search.space.encode``) run first, e.g. a previous front.
+    """
+
+    dataset: str = "digits"
+    space: SearchSpace = field(default_factory=default_space)
+    objectives: tuple[str, ...] = ("accuracy", "params")
+    n_trials: int = 40
+    sampler: str = "tpe"
+    seed: int | None = None
+    max_params: int | None = None
+    warm_start: tuple[dict[str, Choice], ...] = ()
+
+    @property
+    def train(self) -> TrainConfig:
+        """How each trial trains (the space's training budget)."""
+        return self.space.train
+
+    @property
+    def directions(self) -> list[str]:
+        """Optuna study directions, one per objective."""
+        return [DIRECTIONS[name] for name in self.objectives]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON; ``parse_config(config.to_dict()) == config``."""
+        return {
+            "dataset": self.dataset,
+            "space": self.space.to_dict(),
+            "objectives": list(self.objectives),
+            "n_trials": self.n_trials,
+            "sampler": self.sampler,
+            "seed": self.seed,
+            "max_params": self.max_params,
+            "warm_start": [dict(p) for p in self.warm_start],
+        }
+
+
+def _optional_int(path: str, value: Any, *, low: int) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise SpaceError(path, f"got {value!r}; must be null or an integer >= {low}")
+    return value
+
+
+def _warm_start(value: Any, space: SearchSpace) -> tuple[dict[str, Choice], ...]:
+    if not isinstance(value, list):
+        raise SpaceError("warm_start", f"got {value!r}; expected a list of parameter objects")
+    out = []
+    for i, params in enumerate(value):
+        if not isinstance(params, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str | int | float) for k, v in params.items()
+        ):
+            raise SpaceError(f"warm_start[{i}]", f"got {params!r}; expected an object of "
+                             "parameter name -> value (see search.space.encode)")
+        try:  # the parameters' validity does not depend on the input shape
+            decode(space, params, input_shape=(1, 8, 8), num_classes=10)
+        except SpaceError as exc:
+            raise SpaceError(f"warm_start[{i}].{exc.path}", exc.detail, exc.allowed) from None
+        out.append(dict(params))
+    return tuple(out)
+
+
+def parse_config(data: Any) -> SearchConfig:
+    """Validate a JSON search config; SpaceError names the field path (``space.layers[1]...``)."""
+    if not isinstance(data, Mapping):
+        raise SpaceError("config", f"got {type(data).__name__}; expected a JSON object")
+    for key in data:
+        if key not in _KEYS:
+            raise SpaceError(str(key), "unknown field", _KEYS)
+    dataset = data.get("dataset", "digits")
+    if dataset not in FORMATS:
+        raise SpaceError("dataset", f"got {dataset!r}", FORMATS)
+    try:
+        space = parse_space(data.get("space", {}))
+    except SpaceError as exc:
+        path = exc.path if exc.path.startswith("space") else f"space.{exc.path}"
+        raise SpaceError(path, exc.detail, exc.allowed) from None
+    if "train" in data:
+        train = data["train"]
+        if not isinstance(train, Mapping):
+            raise SpaceError("train", f"got {train!r}; expected a JSON object")
+        merged = {**space.train.to_dict(), **train}
+        space = replace(space, train=TrainConfig.from_dict(merged, path="train."))
+    objectives = tuple(data.get("objectives", ("accuracy", "params")))
+    if objectives not in OBJECTIVE_SETS:
+        raise SpaceError("objectives", f"got {list(objectives)!r}",
+                         ["accuracy,params", "accuracy,params,macs"])
+    n_trials = data.get("n_trials", 40)
+    if isinstance(n_trials, bool) or not isinstance(n_trials, int) or not (
+        1 <= n_trials <= MAX_TRIALS
+    ):
+        raise SpaceError("n_trials", f"got {n_trials!r}; must be an integer in [1, {MAX_TRIALS}]")
+    sampler = data.get("sampler", "tpe")
+    if sampler not in SAMPLERS:
+        raise SpaceError("sampler", f"got {sampler!r}", SAMPLERS)
+    warm_start = _warm_start(data.get("warm_start", []), space)
+    return SearchConfig(
+        dataset=dataset,
+        space=space,
+        objectives=objectives,
+        n_trials=n_trials,
+        sampler=sampler,
+        seed=_optional_int("seed", data.get("seed"), low=0),
+        max_params=_optional_int("max_params", data.get("max_params"), low=1),
+        warm_start=warm_start,
+    )
