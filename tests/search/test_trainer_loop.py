@@ -130,3 +130,28 @@ def test_optimizer_by_name(name: str, cls: type[torch.optim.Optimizer]) -> None:
     assert type(optimizer) is cls
     group = optimizer.param_groups[0]
     assert (group["lr"], group["weight_decay"]) == (0.5, 0.01)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_epoch_uses_channels_last_and_bf16_autocast() -> None:
+    cuda = torch.device("cuda")
+    splits = tiny_splits(64)
+    data = DeviceSplits.from_splits(splits, device=cuda, channels_last=True)
+    assert data.train_x.is_cuda and data.train_x.is_contiguous(memory_format=torch.channels_last)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(24, 2)).to(cuda, memory_format=torch.channels_last)
+    dtypes: list[torch.dtype] = []
+    model[3].register_forward_hook(lambda m, args, out: dtypes.append(out.dtype))
+    optimizer = make_optimizer(list(model.parameters()), config=TrainConfig(), lr=1e-2,
+                               device=cuda)
+    loss = run_epoch(model, data=data, optimizer=optimizer,
+                     generator=torch.Generator(device=cuda).manual_seed(0), batch_size=16,
+                     lr_of_step=lambda step: 1e-2, first_step=0, extra_loss=lambda m: None)
+    assert math.isfinite(loss) and len(dtypes) == 4 and set(dtypes) == {torch.bfloat16}
+    assert model[3].weight.dtype == torch.float32
+    x, y = data.val_x, data.val_y
+    with torch.no_grad():
+        reference = (model(x.float()).argmax(1) == y).float().mean().item()
+    assert evaluate(model, x, y) == pytest.approx(reference, abs=0.1)
