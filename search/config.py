@@ -18,20 +18,28 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from search.datasets import FORMATS
+from search.datasets import FORMATS, Splits
 from search.errors import SpaceError
 from search.space import Choice, SearchSpace, decode, default_space, parse_space
 from search.training.config import TrainConfig
 
-__all__ = ["DIRECTIONS", "MAX_TRIALS", "OBJECTIVE_SETS", "SAMPLERS", "SearchConfig",
-           "parse_config"]
+__all__ = ["DIRECTIONS", "KNOWN_SHAPES", "MAX_TRIALS", "OBJECTIVE_SETS", "SAMPLERS",
+           "SearchConfig", "parse_config"]
 
 SAMPLERS = ("tpe", "nsga2", "random")
 DIRECTIONS = {"accuracy": "maximize", "params": "minimize", "macs": "minimize"}
 OBJECTIVE_SETS = (("accuracy", "params"), ("accuracy", "params", "macs"))
 MAX_TRIALS = 100_000
 _KEYS = ("dataset", "space", "objectives", "n_trials", "sampler", "seed", "max_params",
-         "warm_start", "train")
+         "warm_start", "input_shape", "num_classes", "train")
+# (C, H, W) and classes of the formats whose shape is fixed; others (npz) must be given.
+KNOWN_SHAPES: dict[str, tuple[tuple[int, int, int], int]] = {
+    "digits": ((1, 8, 8), 10),
+    "mnist": ((1, 28, 28), 10),
+    "fashion-mnist": ((1, 28, 28), 10),
+    "cifar10": ((3, 32, 32), 10),
+    "cifar100": ((3, 32, 32), 100),
+}
 
 
 @dataclass(frozen=True)
@@ -43,6 +51,8 @@ class SearchConfig:
     seed: makes a single-process search reproducible (None: a fresh random search).
     max_params: a constraint (infeasible trials never reach the front), not a penalty.
     warm_start: parameter dicts (``search.space.encode``) run first, e.g. a previous front.
+    input_shape, num_classes: the dataset's (C, H, W) and classes; None takes them from
+    ``KNOWN_SHAPES`` (an ``npz`` dataset must give them: ``config.with_data(splits)``).
     """
 
     dataset: str = "digits"
@@ -53,6 +63,21 @@ class SearchConfig:
     seed: int | None = None
     max_params: int | None = None
     warm_start: tuple[dict[str, Choice], ...] = ()
+    input_shape: tuple[int, int, int] | None = None
+    num_classes: int | None = None
+
+    def data_shape(self) -> tuple[tuple[int, int, int], int]:
+        """(input_shape, num_classes) of the dataset; SpaceError when neither given nor known."""
+        if self.input_shape is not None and self.num_classes is not None:
+            return self.input_shape, self.num_classes
+        if self.dataset in KNOWN_SHAPES:
+            return KNOWN_SHAPES[self.dataset]
+        raise SpaceError("input_shape", f"missing; dataset {self.dataset!r} has no fixed shape, "
+                         "give input_shape and num_classes (SearchConfig.with_data(splits))")
+
+    def with_data(self, splits: Splits) -> SearchConfig:
+        """This config with the input shape and classes of the loaded dataset ``splits``."""
+        return replace(self, input_shape=splits.input_shape, num_classes=splits.num_classes)
 
     @property
     def train(self) -> TrainConfig:
@@ -75,6 +100,8 @@ class SearchConfig:
             "seed": self.seed,
             "max_params": self.max_params,
             "warm_start": [dict(p) for p in self.warm_start],
+            "input_shape": None if self.input_shape is None else list(self.input_shape),
+            "num_classes": self.num_classes,
         }
 
 
@@ -138,6 +165,14 @@ def parse_config(data: Any) -> SearchConfig:
     if sampler not in SAMPLERS:
         raise SpaceError("sampler", f"got {sampler!r}", SAMPLERS)
     warm_start = _warm_start(data.get("warm_start", []), space)
+    input_shape = data.get("input_shape")
+    if input_shape is not None and (
+        not isinstance(input_shape, list | tuple) or len(input_shape) != 3
+        or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1
+                   for d in input_shape)
+    ):
+        raise SpaceError("input_shape", f"got {input_shape!r}; must be null or three positive "
+                         "integers (C, H, W)")
     return SearchConfig(
         dataset=dataset,
         space=space,
@@ -147,4 +182,7 @@ def parse_config(data: Any) -> SearchConfig:
         seed=_optional_int("seed", data.get("seed"), low=0),
         max_params=_optional_int("max_params", data.get("max_params"), low=1),
         warm_start=warm_start,
+        input_shape=None if input_shape is None else (input_shape[0], input_shape[1],
+                                                       input_shape[2]),
+        num_classes=_optional_int("num_classes", data.get("num_classes"), low=2),
     )

@@ -11,6 +11,7 @@ this dataset's shapes (e.g. a bilinear layer on a prime-sized flat input) fails 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 from models import count_params
@@ -45,9 +46,9 @@ def _conv_options(space: SearchSpace, index: int) -> list[ConvSpec]:
     return options
 
 
-def _params(spec: ArchSpec) -> int:
+def _params(spec: ArchSpec, cost: Callable[[ArchSpec], int] = count_params) -> int:
     try:
-        return count_params(spec)
+        return int(cost(spec))
     except SpecError as exc:
         raise SpaceError(
             f"space ({exc.field})",
@@ -57,9 +58,18 @@ def _params(spec: ArchSpec) -> int:
 
 
 def largest_spec(
-    space: SearchSpace, *, input_shape: tuple[int, int, int], num_classes: int
+    space: SearchSpace,
+    *,
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    cost: Callable[[ArchSpec], int] = count_params,
 ) -> ArchSpec:
-    """The architecture of ``space`` with the most parameters on this input (see module doc)."""
+    """The architecture of ``space`` with the most parameters (or most of another additive
+    ``cost``, e.g. ``models.count_macs``) on this input (see the module doc)."""
+
+    def size(candidate: ArchSpec) -> int:
+        return _params(candidate, cost)
+
     depth = max(space.depths)
     spec = ArchSpec(
         input_shape=input_shape, num_classes=num_classes, backbone=space.backbone,
@@ -75,15 +85,15 @@ def largest_spec(
     for i in range(len(space.convs)):
         candidates = [replace(spec, convs=(*spec.convs[:i], c, *spec.convs[i + 1:]))
                       for c in _conv_options(space, i)]
-        spec = max(candidates, key=_params)
+        spec = max(candidates, key=size)
     for i in range(depth):
         choices = space.layer_choices(i)
         candidates = [replace(spec, layers=(*spec.layers[:i], layer, *spec.layers[i + 1:]))
                       for layer in _layer_options(space, choices.kinds, max(choices.multipliers))]
-        spec = max(candidates, key=_params)
+        spec = max(candidates, key=size)
     candidates = [replace(spec, classifier=c)
                   for c in _layer_options(space, space.classifier_kinds, 1.0)]
-    return max(candidates, key=_params)
+    return max(candidates, key=size)
 
 
 def check_space(space: SearchSpace, *, input_shape: tuple[int, int, int], num_classes: int) -> int:

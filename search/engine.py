@@ -1,0 +1,230 @@
+"""The study driver service workers and the CLI call: plain frozen records in and out.
+
+One trial is ``ask`` (choose an architecture), ``run_ticket`` (build, train, prune, measure),
+``tell`` (report the objectives). Many processes may do this on one study through one storage
+(SQLite file or PostgreSQL); Optuna hands each ``ask`` a distinct trial number.
+
+>>> ref = StudyRef(storage_url="memory://", study_name="engine-doctest")
+>>> config = parse_config({"n_trials": 2, "seed": 0, "space": {"train": {"epochs": 1}}})
+>>> create_study(ref=ref, config=config)
+>>> ticket = ask(ref=ref, config=config)
+>>> ticket.number
+0
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import optuna
+import torch
+from optuna.trial import TrialState
+
+from models import build_model, count_macs
+from models.serialize import to_safetensors
+from models.spec import ArchSpec
+from search.config import SearchConfig, parse_config
+from search.datasets import Splits
+from search.errors import SearchError
+from search.pareto import FrontPoint, non_dominated
+from search.records import FrontMember, StudyRef, TrialOutcome, TrialRecord, TrialTicket
+from search.space import check_space, decode, largest_spec, sample_params
+from search.study import (
+    UserAttr,
+    get_storage,
+    make_sampler,
+    open_study,
+    quiet,
+    to_record,
+    trial_id,
+    trial_seed,
+)
+from search.trainer import EpochReport, train
+
+__all__ = [
+    "FrontMember",
+    "StudyRef",
+    "TrialOutcome",
+    "TrialRecord",
+    "TrialTicket",
+    "ask",
+    "create_study",
+    "fail",
+    "front",
+    "parse_config",
+    "reference_point",
+    "retry",
+    "run_ticket",
+    "tell",
+    "trials",
+]
+
+_CONFIG_ATTR = "paretonas_config"
+
+
+def reference_point(config: SearchConfig) -> list[float]:
+    """The hypervolume reference ``[accuracy, params(, macs)]``: accuracy 0, params = max_params
+    if set, else the largest architecture's count (and its MACs). SpaceError when the space cannot
+    be built on the dataset's shape or exceeds the size limit."""
+    input_shape, num_classes = config.data_shape()
+    largest = check_space(config.space, input_shape=input_shape, num_classes=num_classes)
+    point = [0.0, float(config.max_params if config.max_params is not None else largest)]
+    if "macs" in config.objectives:
+        spec = largest_spec(config.space, input_shape=input_shape, num_classes=num_classes,
+                            cost=count_macs)
+        point.append(float(count_macs(spec)))
+    return point
+
+
+def create_study(*, ref: StudyRef, config: SearchConfig) -> None:
+    """Create the study (idempotent: an existing one with the same objectives is kept).
+
+    Checks the space against the dataset's shape, names the objectives, stores the config, and
+    enqueues ``config.warm_start`` as the first trials (once, however many workers call this).
+    """
+    input_shape, num_classes = config.data_shape()
+    check_space(config.space, input_shape=input_shape, num_classes=num_classes)
+    with quiet():
+        study = optuna.create_study(
+            storage=get_storage(ref.storage_url), study_name=ref.study_name,
+            directions=config.directions, load_if_exists=True, sampler=make_sampler(None),
+        )
+        if len(study.directions) != len(config.objectives):
+            raise SearchError(
+                f"objectives: study {ref.study_name!r} already exists with "
+                f"{len(study.directions)} objectives, config asks for {list(config.objectives)}; "
+                "use another study name"
+            )
+        if _CONFIG_ATTR in study.user_attrs:
+            return
+        study.set_metric_names(list(config.objectives))
+        study.set_user_attr(_CONFIG_ATTR, json.dumps(config.to_dict(), sort_keys=True))
+    for params in config.warm_start:
+        study.enqueue_trial(dict(params), user_attrs={"warm_start": True}, skip_if_exists=True)
+
+
+def ask(*, ref: StudyRef, config: SearchConfig) -> TrialTicket:
+    """Start the next trial: enqueued parameters first, else what the sampler proposes."""
+    study = open_study(ref)
+    trial = study.ask()
+    study.sampler = make_sampler(config, number=trial.number)  # seeded for this trial
+    input_shape, num_classes = config.data_shape()
+    with quiet():
+        params = sample_params(config.space, trial.suggest_categorical)
+    spec = decode(config.space, params, input_shape=input_shape, num_classes=num_classes)
+    return TrialTicket(number=trial.number, params=params, spec_json=spec.to_json())
+
+
+def _init_seed(config: SearchConfig, number: int) -> int:
+    seed = trial_seed(config, number)
+    return config.train.seed * 7919 + number if seed is None else seed
+
+
+def run_ticket(
+    *,
+    ticket: TrialTicket,
+    config: SearchConfig,
+    splits: Splits,
+    device: str = "cpu",
+    on_epoch: Callable[[EpochReport], bool] | None = None,
+) -> TrialOutcome:
+    """Build, train (and for low-rank layers prune and fine-tune) the ticket's architecture.
+
+    The initial weights are seeded from (config, trial number), so a seeded search repeats.
+    State ``stopped`` when ``on_epoch`` returned False (the values are then partial).
+    """
+    spec = ArchSpec.from_json(ticket.spec_json)
+    if spec.input_shape != splits.input_shape or spec.num_classes != splits.num_classes:
+        raise SearchError(
+            f"splits: the data has input {splits.input_shape} and {splits.num_classes} classes, "
+            f"trial {ticket.number} was decoded for {spec.input_shape} and {spec.num_classes}; "
+            "set the config's input_shape/num_classes from this dataset"
+        )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(_init_seed(config, ticket.number))
+        model = build_model(spec)
+    result = train(model, spec, splits, config.train, device=device, on_epoch=on_epoch)
+    feasible = config.max_params is None or result.params <= config.max_params
+    values: tuple[float, ...] = (result.val_accuracy, float(result.params))
+    if "macs" in config.objectives:
+        values = (*values, float(result.macs))
+    return TrialOutcome(
+        number=ticket.number, state="stopped" if result.stopped else "complete", values=values,
+        val_accuracy=result.val_accuracy, test_accuracy=result.test_accuracy,
+        params=result.params, macs=result.macs, feasible=feasible,
+        train_seconds=result.train_seconds, spec_json=result.spec.to_json(),
+        weights=to_safetensors(result.model.cpu(), result.spec),
+    )
+
+
+def tell(*, ref: StudyRef, outcome: TrialOutcome) -> None:
+    """Store the outcome on its trial and finish it: ``complete`` with the objective values,
+    ``stopped`` as pruned (never on a front). A trial already finished is left alone."""
+    study = open_study(ref)
+    tid = trial_id(ref, outcome.number)
+    storage = get_storage(ref.storage_url)
+    if storage.get_trial(tid).state.is_finished():
+        return
+    limit_gap = -1.0 if outcome.feasible else 1.0
+    attrs = {
+        UserAttr.VAL_ACCURACY: outcome.val_accuracy, UserAttr.TEST_ACCURACY: outcome.test_accuracy,
+        UserAttr.PARAMS: outcome.params, UserAttr.MACS: outcome.macs,
+        UserAttr.FEASIBLE: outcome.feasible, UserAttr.CONSTRAINT: limit_gap,
+        UserAttr.TRAIN_SECONDS: outcome.train_seconds, UserAttr.SPEC: outcome.spec_json,
+    }
+    for key, value in attrs.items():
+        storage.set_trial_user_attr(tid, key, value)
+    with quiet():
+        if outcome.state == "complete":
+            study.tell(outcome.number, list(outcome.values), skip_if_finished=True)
+        else:
+            study.tell(outcome.number, state=TrialState.PRUNED, skip_if_finished=True)
+
+
+def fail(*, ref: StudyRef, number: int, reason: str) -> None:
+    """Mark trial ``number`` failed with ``reason`` (left alone if it already finished)."""
+    study = open_study(ref)
+    tid = trial_id(ref, number)
+    storage = get_storage(ref.storage_url)
+    if storage.get_trial(tid).state.is_finished():
+        return
+    storage.set_trial_user_attr(tid, UserAttr.REASON, reason)
+    with quiet():
+        study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
+
+
+def retry(*, ref: StudyRef, number: int) -> None:
+    """Enqueue trial ``number``'s parameters again: the next ``ask`` returns them."""
+    study = open_study(ref)
+    params = get_storage(ref.storage_url).get_trial(trial_id(ref, number)).params
+    study.enqueue_trial(dict(params), user_attrs={UserAttr.RETRY_OF: number})
+
+
+def trials(*, ref: StudyRef) -> list[TrialRecord]:
+    """Every trial of the study, by number."""
+    return [to_record(t) for t in open_study(ref).get_trials(deepcopy=False)]
+
+
+def front(*, ref: StudyRef, config: SearchConfig) -> list[FrontMember]:
+    """The complete, feasible, non-dominated trials, by parameter count (then accuracy)."""
+    done = {
+        r.number: r for r in trials(ref=ref)
+        if r.state == "complete" and r.feasible and r.values is not None
+    }
+    points = [
+        FrontPoint(number=r.number, accuracy=r.val_accuracy or 0.0, params=r.params or 0,
+                   macs=r.macs if "macs" in config.objectives else None)
+        for r in done.values()
+    ]
+    members = []
+    for point in non_dominated(points):
+        r = done[point.number]
+        assert r.values is not None and r.spec_json is not None  # complete trials carry both
+        members.append(FrontMember(
+            number=r.number, trial_params=r.trial_params, values=r.values,
+            val_accuracy=point.accuracy, test_accuracy=r.test_accuracy or 0.0,
+            params=point.params, macs=r.macs or 0, train_seconds=r.train_seconds or 0.0,
+            spec_json=r.spec_json,
+        ))
+    return members

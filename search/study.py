@@ -1,0 +1,179 @@
+"""Everything that touches Optuna: storages, samplers, opening studies, and turning Optuna's
+trials into ``search.records`` (the ONE place a FrozenTrial becomes a record).
+
+- Storage URLs: ``memory://`` (one in-memory storage per process, for tests), ``sqlite:///f.db``
+  (waits up to 60 s for another process's write lock), anything SQLAlchemy takes
+  (``postgresql+psycopg://...``). Storages are cached per URL within a process.
+- Samplers by name: ``tpe`` (multivariate, grouped: the space is conditional), ``nsga2``,
+  ``random``.
+  A fresh sampler is made for every trial, seeded from (config seed, trial number): a
+  single-process search is reproducible and processes sharing a study draw different trials.
+- ``max_params`` is a constraint: the trial's constraint value (params - max_params, <= 0 is
+  feasible) is stored as a user attribute before ``tell``, and TPE/NSGA-II read it through their
+  ``constraints_func``; the random sampler ignores constraints, the front applies the same rule.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import optuna
+from optuna.exceptions import ExperimentalWarning
+from optuna.samplers import BaseSampler, NSGAIISampler, RandomSampler, TPESampler
+from optuna.storages import BaseStorage, InMemoryStorage, RDBStorage
+from optuna.trial import FrozenTrial, TrialState
+
+from search.config import SearchConfig
+from search.errors import SearchError
+from search.records import StudyRef, TrialRecord
+from search.records import TrialState as RecordState
+
+__all__ = [
+    "MEMORY_URL",
+    "UserAttr",
+    "get_storage",
+    "make_sampler",
+    "open_study",
+    "quiet",
+    "to_record",
+    "trial_id",
+]
+
+MEMORY_URL = "memory://"
+SQLITE_TIMEOUT_S = 60
+
+
+class UserAttr:
+    """Names of the user attributes a trial carries (what records are made from)."""
+
+    VAL_ACCURACY = "val_accuracy"
+    TEST_ACCURACY = "test_accuracy"
+    PARAMS = "params"
+    MACS = "macs"
+    FEASIBLE = "feasible"
+    CONSTRAINT = "constraint"
+    TRAIN_SECONDS = "train_seconds"
+    SPEC = "spec_json"
+    STOPPED = "stopped"
+    REASON = "fail_reason"
+    RETRY_OF = "retry_of"
+
+
+@contextmanager
+def quiet() -> Iterator[None]:
+    """Silence Optuna's experimental-feature warnings (grouped TPE, metric names) and INFO logs."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        yield
+
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+@functools.lru_cache(maxsize=32)
+def get_storage(url: str) -> BaseStorage:
+    """The storage behind ``url`` (cached per process, so ``memory://`` is shared within it)."""
+    if url == MEMORY_URL:
+        return InMemoryStorage()
+    if url.startswith("sqlite"):
+        return RDBStorage(url, engine_kwargs={"connect_args": {"timeout": SQLITE_TIMEOUT_S}})
+    if "://" not in url:
+        raise SearchError(f"storage: got {url!r}; expected a URL such as {MEMORY_URL}, "
+                          "sqlite:///optuna.db or postgresql+psycopg://user@host/db")
+    return RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+
+
+def _constraint(trial: FrozenTrial) -> Sequence[float]:
+    """Constraint values of a finished trial (stored before tell); <= 0 means feasible."""
+    return (float(trial.user_attrs.get(UserAttr.CONSTRAINT, -1.0)),)
+
+
+def trial_seed(config: SearchConfig, number: int) -> int | None:
+    """The sampler seed of trial ``number``: fixed by the config seed, different per trial."""
+    if config.seed is None:
+        return None
+    return (config.seed * 1_000_003 + number) % 2**32
+
+
+def make_sampler(config: SearchConfig | None, *, number: int = 0) -> BaseSampler:
+    """The sampler ``config.sampler`` names, seeded for trial ``number``.
+
+    Without a config (``tell`` and friends) a TPE sampler with the constraint hook: its
+    ``after_trial`` stores the constraint values that TPE and NSGA-II read later.
+    """
+    if config is None:
+        with quiet():
+            return TPESampler(constraints_func=_constraint)
+    seed = trial_seed(config, number)
+    constraints = _constraint if config.max_params is not None else None
+    with quiet():
+        if config.sampler == "random":
+            return RandomSampler(seed=seed)
+        if config.sampler == "nsga2":
+            population = max(4, min(50, config.n_trials // 4))
+            return NSGAIISampler(population_size=population, seed=seed,
+                                 constraints_func=constraints)
+        startup = max(2, min(10, config.n_trials // 4))
+        return TPESampler(n_startup_trials=startup, multivariate=True, group=True, seed=seed,
+                          constraints_func=constraints)
+
+
+def open_study(ref: StudyRef, *, sampler: BaseSampler | None = None) -> optuna.Study:
+    """Load an existing study; SearchError naming the study and the storage when it is missing."""
+    try:
+        return optuna.load_study(study_name=ref.study_name, storage=get_storage(ref.storage_url),
+                                 sampler=sampler or make_sampler(None))
+    except KeyError:
+        raise SearchError(
+            f"study_name: no study {ref.study_name!r} in {ref.storage_url}; create it first "
+            "(search.engine.create_study)"
+        ) from None
+
+
+def trial_id(ref: StudyRef, number: int) -> int:
+    """The storage's id of trial ``number`` of the study ``ref`` names."""
+    storage = get_storage(ref.storage_url)
+    try:
+        study_id = storage.get_study_id_from_name(ref.study_name)
+        return storage.get_trial_id_from_study_id_trial_number(study_id, number)
+    except KeyError:
+        raise SearchError(
+            f"number: study {ref.study_name!r} has no trial {number}"
+        ) from None
+
+
+_STATES: dict[TrialState, RecordState] = {
+    TrialState.COMPLETE: "complete",
+    TrialState.PRUNED: "stopped",
+    TrialState.FAIL: "failed",
+    TrialState.RUNNING: "running",
+    TrialState.WAITING: "waiting",
+}
+
+
+def _opt(attrs: dict[str, Any], key: str, kind: type) -> Any:
+    value = attrs.get(key)
+    return None if value is None else kind(value)
+
+
+def to_record(trial: FrozenTrial) -> TrialRecord:
+    """A frozen ``TrialRecord`` of an Optuna trial (the one conversion)."""
+    attrs = trial.user_attrs
+    return TrialRecord(
+        number=trial.number,
+        state=_STATES[trial.state],
+        trial_params=dict(trial.params),
+        values=None if trial.values is None else tuple(float(v) for v in trial.values),
+        val_accuracy=_opt(attrs, UserAttr.VAL_ACCURACY, float),
+        test_accuracy=_opt(attrs, UserAttr.TEST_ACCURACY, float),
+        params=_opt(attrs, UserAttr.PARAMS, int),
+        macs=_opt(attrs, UserAttr.MACS, int),
+        feasible=_opt(attrs, UserAttr.FEASIBLE, bool),
+        train_seconds=_opt(attrs, UserAttr.TRAIN_SECONDS, float),
+        spec_json=_opt(attrs, UserAttr.SPEC, str),
+        reason=_opt(attrs, UserAttr.REASON, str),
+    )
