@@ -6,7 +6,7 @@ __all__ = ["SpecError"]
 
 
 class SpecError(ValueError):
-    """A value that models/ cannot build. The message names the field, the value and what is allowed.
+    """A value models/ cannot build. The message names the field, the value and what is allowed.
 
     ``field`` is a dotted path into the architecture spec (``layers[1].rank``) or an argument name.
     """

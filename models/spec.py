@@ -4,7 +4,8 @@ A spec describes one network: the input shape (C, H, W), the number of classes, 
 layer, its kind, channel multiplier and kind options.
 
 - ``backbone="mlp"``: a stack of projection layers on (C, H, W) feature maps, then a classifier.
-- ``backbone="cnn"``: convolutions (full or low-rank), then the same projection stack and classifier.
+- ``backbone="cnn"``: convolutions (full or low-rank), then the same projection stack and
+  classifier.
 
 Every hidden layer (projection or convolution) has ``channels(base_channels, multiplier)`` output
 channels. A projection layer's output feature map is (channels, *hidden_hw*); ``hidden_hw`` defaults
@@ -149,7 +150,9 @@ class ArchSpec:
             or len(shape) != 3
             or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in shape)
         ):
-            raise SpecError("input_shape", f"got {shape!r}; must be three positive integers (C, H, W)")
+            raise SpecError(
+                "input_shape", f"got {shape!r}; must be three positive integers (C, H, W)"
+            )
         if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) or (
             self.num_classes < 2
         ):
@@ -186,7 +189,9 @@ class ArchSpec:
                 raise SpecError(f"layers[{i}]", f"got {type(layer).__name__}; expected LayerSpec")
             layer.validate(f"layers[{i}]")
         if not isinstance(self.classifier, LayerSpec):
-            raise SpecError("classifier", f"got {type(self.classifier).__name__}; expected LayerSpec")
+            raise SpecError(
+                "classifier", f"got {type(self.classifier).__name__}; expected LayerSpec"
+            )
         self.classifier.validate("classifier")
 
     # --- JSON -----------------------------------------------------------------------------
