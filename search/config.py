@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 
 from search.datasets import FORMATS, Splits
 from search.errors import SpaceError
@@ -27,7 +27,10 @@ __all__ = ["DIRECTIONS", "KNOWN_SHAPES", "MAX_TRIALS", "OBJECTIVE_SETS", "SAMPLE
            "SearchConfig", "parse_config"]
 
 SAMPLERS = ("tpe", "nsga2", "random")
-DIRECTIONS = {"accuracy": "maximize", "params": "minimize", "macs": "minimize"}
+Direction = Literal["maximize", "minimize"]
+DIRECTIONS: dict[str, Direction] = {
+    "accuracy": "maximize", "params": "minimize", "macs": "minimize",
+}
 OBJECTIVE_SETS = (("accuracy", "params"), ("accuracy", "params", "macs"))
 MAX_TRIALS = 100_000
 _KEYS = ("dataset", "space", "objectives", "n_trials", "sampler", "seed", "max_params",
@@ -85,7 +88,7 @@ class SearchConfig:
         return self.space.train
 
     @property
-    def directions(self) -> list[str]:
+    def directions(self) -> list[Direction]:
         """Optuna study directions, one per objective."""
         return [DIRECTIONS[name] for name in self.objectives]
 

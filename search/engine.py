@@ -29,8 +29,9 @@ from search.datasets import Splits
 from search.errors import SearchError
 from search.pareto import FrontPoint, non_dominated
 from search.records import FrontMember, StudyRef, TrialOutcome, TrialRecord, TrialTicket
-from search.space import check_space, decode, largest_spec, sample_params
+from search.space import Choice, check_space, decode, largest_spec, sample_params
 from search.study import (
+    MAX_PARAMS_CONSTRAINT,
     UserAttr,
     get_storage,
     make_sampler,
@@ -110,8 +111,14 @@ def ask(*, ref: StudyRef, config: SearchConfig) -> TrialTicket:
     trial = study.ask()
     study.sampler = make_sampler(config, number=trial.number)  # seeded for this trial
     input_shape, num_classes = config.data_shape()
+
+    def suggest(name: str, choices: tuple[Choice, ...]) -> Choice:
+        value = trial.suggest_categorical(name, choices)
+        assert value is not None  # the choices hold no None
+        return value
+
     with quiet():
-        params = sample_params(config.space, trial.suggest_categorical)
+        params = sample_params(config.space, suggest)
     spec = decode(config.space, params, input_shape=input_shape, num_classes=num_classes)
     return TrialTicket(number=trial.number, params=params, spec_json=spec.to_json())
 
@@ -145,16 +152,16 @@ def run_ticket(
         torch.manual_seed(_init_seed(config, ticket.number))
         model = build_model(spec)
     result = train(model, spec, splits, config.train, device=device, on_epoch=on_epoch)
-    feasible = config.max_params is None or result.params <= config.max_params
+    excess = None if config.max_params is None else result.params - config.max_params
     values: tuple[float, ...] = (result.val_accuracy, float(result.params))
     if "macs" in config.objectives:
         values = (*values, float(result.macs))
     return TrialOutcome(
         number=ticket.number, state="stopped" if result.stopped else "complete", values=values,
         val_accuracy=result.val_accuracy, test_accuracy=result.test_accuracy,
-        params=result.params, macs=result.macs, feasible=feasible,
+        params=result.params, macs=result.macs, feasible=excess is None or excess <= 0,
         train_seconds=result.train_seconds, spec_json=result.spec.to_json(),
-        weights=to_safetensors(result.model.cpu(), result.spec),
+        weights=to_safetensors(result.model.cpu(), result.spec), excess=excess,
     )
 
 
@@ -166,15 +173,16 @@ def tell(*, ref: StudyRef, outcome: TrialOutcome) -> None:
     storage = get_storage(ref.storage_url)
     if storage.get_trial(tid).state.is_finished():
         return
-    limit_gap = -1.0 if outcome.feasible else 1.0
     attrs = {
         UserAttr.VAL_ACCURACY: outcome.val_accuracy, UserAttr.TEST_ACCURACY: outcome.test_accuracy,
         UserAttr.PARAMS: outcome.params, UserAttr.MACS: outcome.macs,
-        UserAttr.FEASIBLE: outcome.feasible, UserAttr.CONSTRAINT: limit_gap,
+        UserAttr.FEASIBLE: outcome.feasible,
         UserAttr.TRAIN_SECONDS: outcome.train_seconds, UserAttr.SPEC: outcome.spec_json,
     }
     for key, value in attrs.items():
         storage.set_trial_user_attr(tid, key, value)
+    if outcome.excess is not None:  # where TPE and NSGA-II look for constraint values
+        optuna.Trial(study, tid).set_constraint(MAX_PARAMS_CONSTRAINT, float(outcome.excess))
     with quiet():
         if outcome.state == "complete":
             study.tell(outcome.number, list(outcome.values), skip_if_finished=True)

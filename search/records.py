@@ -41,7 +41,8 @@ class TrialTicket:
 class TrialOutcome:
     """What ``run_ticket`` measured. ``values`` are the objective values in study order
     (accuracy, params[, macs]); ``feasible`` is ``params <= max_params`` (always True without a
-    limit); ``spec_json`` is the pruned architecture; ``weights`` its safetensors bytes."""
+    limit) and ``excess`` is params - max_params (None without a limit), the constraint value;
+    ``spec_json`` is the pruned architecture; ``weights`` its safetensors bytes."""
 
     number: int
     state: OutcomeState
@@ -54,6 +55,7 @@ class TrialOutcome:
     train_seconds: float
     spec_json: str
     weights: bytes | None = field(default=None, repr=False)
+    excess: int | None = None
 
 
 @dataclass(frozen=True)

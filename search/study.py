@@ -8,16 +8,16 @@ trials into ``search.records`` (the ONE place a FrozenTrial becomes a record).
   ``random``.
   A fresh sampler is made for every trial, seeded from (config seed, trial number): a
   single-process search is reproducible and processes sharing a study draw different trials.
-- ``max_params`` is a constraint: the trial's constraint value (params - max_params, <= 0 is
-  feasible) is stored as a user attribute before ``tell``, and TPE/NSGA-II read it through their
-  ``constraints_func``; the random sampler ignores constraints, the front applies the same rule.
+- ``max_params`` is a constraint: ``set_constraint`` stores params - max_params on the trial
+  (<= 0 is feasible) before ``tell``, where TPE and NSGA-II read it (Optuna 5's constraint API);
+  the random sampler ignores constraints, the front applies the same rule itself.
 """
 
 from __future__ import annotations
 
 import functools
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -33,6 +33,7 @@ from search.records import StudyRef, TrialRecord
 from search.records import TrialState as RecordState
 
 __all__ = [
+    "MAX_PARAMS_CONSTRAINT",
     "MEMORY_URL",
     "UserAttr",
     "get_storage",
@@ -41,9 +42,11 @@ __all__ = [
     "quiet",
     "to_record",
     "trial_id",
+    "trial_seed",
 ]
 
 MEMORY_URL = "memory://"
+MAX_PARAMS_CONSTRAINT = "max_params"
 SQLITE_TIMEOUT_S = 60
 
 
@@ -55,7 +58,6 @@ class UserAttr:
     PARAMS = "params"
     MACS = "macs"
     FEASIBLE = "feasible"
-    CONSTRAINT = "constraint"
     TRAIN_SECONDS = "train_seconds"
     SPEC = "spec_json"
     STOPPED = "stopped"
@@ -87,11 +89,6 @@ def get_storage(url: str) -> BaseStorage:
     return RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
 
 
-def _constraint(trial: FrozenTrial) -> Sequence[float]:
-    """Constraint values of a finished trial (stored before tell); <= 0 means feasible."""
-    return (float(trial.user_attrs.get(UserAttr.CONSTRAINT, -1.0)),)
-
-
 def trial_seed(config: SearchConfig, number: int) -> int | None:
     """The sampler seed of trial ``number``: fixed by the config seed, different per trial."""
     if config.seed is None:
@@ -102,24 +99,19 @@ def trial_seed(config: SearchConfig, number: int) -> int | None:
 def make_sampler(config: SearchConfig | None, *, number: int = 0) -> BaseSampler:
     """The sampler ``config.sampler`` names, seeded for trial ``number``.
 
-    Without a config (``tell`` and friends) a TPE sampler with the constraint hook: its
-    ``after_trial`` stores the constraint values that TPE and NSGA-II read later.
+    Without a config (``tell`` and friends, which sample nothing) a plain random sampler.
     """
     if config is None:
-        with quiet():
-            return TPESampler(constraints_func=_constraint)
+        return RandomSampler()
     seed = trial_seed(config, number)
-    constraints = _constraint if config.max_params is not None else None
     with quiet():
         if config.sampler == "random":
             return RandomSampler(seed=seed)
         if config.sampler == "nsga2":
             population = max(4, min(50, config.n_trials // 4))
-            return NSGAIISampler(population_size=population, seed=seed,
-                                 constraints_func=constraints)
+            return NSGAIISampler(population_size=population, seed=seed)
         startup = max(2, min(10, config.n_trials // 4))
-        return TPESampler(n_startup_trials=startup, multivariate=True, group=True, seed=seed,
-                          constraints_func=constraints)
+        return TPESampler(n_startup_trials=startup, multivariate=True, group=True, seed=seed)
 
 
 def open_study(ref: StudyRef, *, sampler: BaseSampler | None = None) -> optuna.Study:
