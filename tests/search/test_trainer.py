@@ -106,3 +106,19 @@ def test_a_model_not_built_from_the_spec_is_refused(splits: Splits) -> None:
         "parameters; the model was not built from this spec (build it with "
         "models.build_model(spec))"
     )
+
+
+def test_cpu_threads_are_capped_during_training_and_restored(splits: Splits) -> None:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        seen: list[int] = []
+        train(fresh(MLP), MLP, splits, TrainConfig(epochs=2),
+              on_epoch=lambda r: seen.append(torch.get_num_threads()) is None)
+        assert seen == [1, 1] and torch.get_num_threads() == 2
+        seen.clear()
+        train(fresh(MLP), MLP, splits, TrainConfig(epochs=1), cpu_threads=None,
+              on_epoch=lambda r: seen.append(torch.get_num_threads()) is None)
+        assert seen == [2]
+    finally:
+        torch.set_num_threads(previous)
