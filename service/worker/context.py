@@ -8,13 +8,12 @@ import socket
 import threading
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy import Engine
 
 from search.config import SearchConfig, parse_config
 from search.datasets import Splits, load_dataset, split_dataset
-from search.engine import StudyRef, create_study
+from search.engine import StudyRef, create_study, reference_point
 
 __all__ = ["JobContext", "WorkerContext", "new_worker_id"]
 
@@ -31,7 +30,7 @@ class JobContext:
     job_id: str
     config: SearchConfig
     ref: StudyRef
-    reference_point: Any
+    reference_point: tuple[float, ...]
     n_trials: int
 
 
@@ -65,20 +64,29 @@ class WorkerContext:
         reference_point_json: str | None,
         n_trials: int,
     ) -> JobContext:
-        """Parse a job row's config (SpaceError on a bad one) and make sure its study exists."""
-        config = parse_config(json.loads(config_json))
+        """Parse a job row's config (SpaceError on a bad one) and make sure its study exists.
+
+        The reference point is the one stored with the job, else ``search.engine.reference_point``.
+        """
+        parsed = parse_config(json.loads(config_json))
+        config = parsed.with_data(self.splits(parsed))
         ref = StudyRef(storage_url=self.optuna_storage, study_name=study_name)
         if study_name not in self._studies:
             create_study(ref=ref, config=config)
             self._studies.add(study_name)
-        reference = json.loads(reference_point_json) if reference_point_json else None
+        stored = json.loads(reference_point_json) if reference_point_json else None
+        reference = tuple(float(v) for v in (stored or reference_point(config)))
         return JobContext(
             job_id=job_id, config=config, ref=ref, reference_point=reference, n_trials=n_trials
         )
 
     def splits(self, config: SearchConfig) -> Splits:
-        """The train/val/test splits of a job's dataset, loaded once per process."""
-        key = (config.dataset, config.seed)
+        """The train/val/test splits of a job's dataset, loaded once per process.
+
+        Every worker of a job must split alike, so an unseeded search splits with seed 0.
+        """
+        seed = config.seed if config.seed is not None else 0
+        key = (config.dataset, seed)
         if key not in self._splits:
-            self._splits[key] = split_dataset(load_dataset(config.dataset), seed=config.seed)
+            self._splits[key] = split_dataset(load_dataset(config.dataset), seed=seed)
         return self._splits[key]

@@ -1,8 +1,8 @@
 """A job's stored Pareto front, updated one trial at a time (O(front), never O(trials)).
 
-``pareto_members`` holds the current front of (validation accuracy, parameters) points of feasible
-complete trials; ``search.pareto.insert`` decides, against those members only, whether a new point
-joins and which members it dominates.
+``pareto_members`` holds the current front of (validation accuracy, parameters[, MACs]) points of
+feasible complete trials; ``search.pareto.insert`` decides, against those members only, whether a
+new point joins and which members it dominates. Hypervolume: ``search.pareto.hypervolume``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import Connection, delete, insert, select
 
 from search.engine import TrialOutcome
-from search.pareto import FrontPoint, hypervolume_2d
+from search.pareto import FrontPoint, hypervolume
 from search.pareto import insert as front_insert
 from service.db.tables import ParetoMember
 from service.worker.context import JobContext
@@ -35,20 +35,32 @@ def update_front(
     connection: Connection, *, job: JobContext, outcome: TrialOutcome | None, now: datetime
 ) -> FrontChange:
     """Insert ``outcome`` (None: an infeasible trial, front unchanged) into the stored front."""
+    with_macs = "macs" in job.config.objectives
     rows = connection.execute(
-        select(ParetoMember.trial_number, ParetoMember.val_accuracy, ParetoMember.params).where(
-            ParetoMember.job_id == job.job_id
-        )
+        select(
+            ParetoMember.trial_number,
+            ParetoMember.val_accuracy,
+            ParetoMember.params,
+            ParetoMember.macs,
+        ).where(ParetoMember.job_id == job.job_id)
     ).all()
     front = [
-        FrontPoint(number=row.trial_number, accuracy=row.val_accuracy, params=row.params)
+        FrontPoint(
+            number=row.trial_number,
+            accuracy=row.val_accuracy,
+            params=row.params,
+            macs=row.macs if with_macs else None,
+        )
         for row in rows
     ]
     joined = False
     left: tuple[int, ...] = ()
     if outcome is not None:
         point = FrontPoint(
-            number=outcome.number, accuracy=outcome.val_accuracy, params=outcome.params
+            number=outcome.number,
+            accuracy=outcome.val_accuracy,
+            params=outcome.params,
+            macs=outcome.macs if with_macs else None,
         )
         update = front_insert(front, point)
         joined = update.added
@@ -73,5 +85,5 @@ def update_front(
                 )
             )
         front = list(update.front)
-    hypervolume = hypervolume_2d(front, job.reference_point) if front else None
-    return FrontChange(joined=joined, left=left, front_size=len(front), hypervolume=hypervolume)
+    volume = hypervolume(front, job.reference_point) if front else None
+    return FrontChange(joined=joined, left=left, front_size=len(front), hypervolume=volume)

@@ -144,8 +144,10 @@ def fail_and_retry(
         return True
     chain = _attempt_chain(connection, job_id=trial.job_id, number=trial.number)
     message = (
-        f"trial {chain[0]} failed {len(chain)} times (trial numbers {', '.join(map(str, chain))}; "
-        f"max_trial_retries={ctx.max_trial_retries}); last error: {trial.reason}"
+        f"trial {chain[0]} failed on all {len(chain)} attempts (as trial numbers "
+        f"{', '.join(map(str, chain))}; max_trial_retries={ctx.max_trial_retries}); "
+        f"last error: {trial.reason}. Raise PARETONAS_MAX_TRIAL_RETRIES or fix the cause, "
+        "then submit the search again"
     )
     connection.execute(
         update(Job)
