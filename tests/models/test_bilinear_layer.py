@@ -1,0 +1,83 @@
+"""Bilinear projection: equals the dense Kronecker layer; both contraction orders; He-style init."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from models.costs import bilinear_order
+from models.layers.bilinear import BilinearProjection
+
+# (in_grid, out_grid): the first is evaluated left-first, the second right-first.
+GRIDS = [((3, 4), (2, 5)), ((4, 3), (5, 2))]
+
+
+def test_grids_cover_both_orders() -> None:
+    assert [bilinear_order(in_grid=i, out_grid=o) for i, o in GRIDS] == ["left", "right"]
+
+
+def _layer(c_in: int, c_out: int, in_grid: tuple[int, int], out_grid: tuple[int, int]
+           ) -> BilinearProjection:
+    torch.manual_seed(1)
+    layer = BilinearProjection(c_in, c_out, in_grid=in_grid, out_grid=out_grid,
+                               dtype=torch.float64)
+    with torch.no_grad():
+        layer.bias.normal_()  # type: ignore[union-attr]
+    return layer
+
+
+@pytest.mark.parametrize(("in_grid", "out_grid"), GRIDS)
+def test_one_channel_equals_kronecker_dense_layer(in_grid: tuple[int, int],
+                                                  out_grid: tuple[int, int]) -> None:
+    layer = _layer(1, 1, in_grid, out_grid)
+    x = torch.randn(7, 1, *in_grid, dtype=torch.float64)
+    u, v, b = layer.U[0, 0], layer.V[0, 0], layer.bias
+    assert b is not None
+    y = layer(x)  # (7, 1, k1, k2)
+    # Row-major flattening (torch's): vec(Y) = kron(U^T, V^T) vec(X).
+    dense = F.linear(x.flatten(1), torch.kron(u.t(), v.t()), b.flatten())
+    torch.testing.assert_close(y.flatten(1), dense, rtol=1e-12, atol=1e-12)
+    # Column-major flattening: vec_c(Y) = kron(V^T, U^T) vec_c(X).
+    col = F.linear(x[:, 0].transpose(1, 2).flatten(1), torch.kron(v.t(), u.t()),
+                   b[0].t().flatten())
+    torch.testing.assert_close(y[:, 0].transpose(1, 2).flatten(1), col, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(("in_grid", "out_grid"), GRIDS)
+def test_many_channels_equal_the_channel_summed_kronecker_layer(
+        in_grid: tuple[int, int], out_grid: tuple[int, int]) -> None:
+    c_in, c_out = 3, 2
+    layer = _layer(c_in, c_out, in_grid, out_grid)
+    x = torch.randn(6, c_in, *in_grid, dtype=torch.float64)
+    rows = []
+    for o in range(c_out):  # reference: block (o, i) = kron(U_oi^T, V_oi^T)
+        rows.append(torch.cat([torch.kron(layer.U[o, i].t(), layer.V[o, i].t())
+                               for i in range(c_in)], dim=1))
+    weight = torch.cat(rows, dim=0)  # (C_out*k1*k2, C_in*d1*d2)
+    assert layer.bias is not None
+    expected = F.linear(x.flatten(1), weight, layer.bias.flatten())
+    torch.testing.assert_close(layer(x).flatten(1), expected, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(layer.dense_weight(), weight, rtol=1e-12, atol=1e-12)
+
+
+def test_flat_input_is_reshaped_row_major() -> None:
+    layer = _layer(1, 2, (3, 4), (2, 2))
+    x = torch.randn(4, 1, 3, 4, dtype=torch.float64)
+    torch.testing.assert_close(layer(x.flatten(1)), layer(x), rtol=0, atol=0)
+
+
+def test_init_keeps_activation_second_moment_through_six_relu_layers() -> None:
+    """He-style rule Var(U) Var(V) = 2 / (C_in d1 d2): E[relu(y)^2] = Var(y) / 2 = E[x^2], so the
+    second moment after six (bilinear, ReLU) blocks stays near the input's (a missing factor 2
+    alone would shrink it 64-fold)."""
+    torch.manual_seed(0)
+    stack = [BilinearProjection(4, 4, in_grid=(8, 8), out_grid=(8, 8), dtype=torch.float64)
+             for _ in range(6)]
+    x = torch.randn(256, 4, 8, 8, dtype=torch.float64)
+    h = x
+    with torch.no_grad():
+        for layer in stack:
+            h = F.relu(layer(h))
+    ratio = float(h.square().mean() / x.square().mean())
+    assert 0.25 <= ratio <= 4.0, ratio
