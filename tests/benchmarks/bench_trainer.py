@@ -7,7 +7,7 @@ validation and test parts through DataLoaders. The trainer is timed for the whol
 (moving the data to the device, training, final evaluation). One warm-up run of each goes first,
 then ``--rounds`` alternating timed runs; each side's best time counts.
 
-Run:  python tests/benchmarks/bench_trainer.py           (digits and synthetic 60,000 x 28 x 28)
+Run (digits, then synthetic 60,000 x 28 x 28): PYTHONPATH=. python tests/benchmarks/bench_trainer.py
 """
 
 from __future__ import annotations

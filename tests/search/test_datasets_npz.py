@@ -37,6 +37,16 @@ def test_flat_features_become_a_square_ish_image(tmp_path: Path) -> None:
     np.testing.assert_array_equal(ds.x.reshape(6, 12), x.astype(np.float32))
 
 
+def test_flat_features_of_prime_length_are_refused(tmp_path: Path) -> None:
+    pytest.importorskip("models.shapes")
+    np.savez(tmp_path / "prime.npz", x=np.zeros((4, 7)), y=np.array([0, 1, 0, 1]))
+    with pytest.raises(DatasetError) as info:
+        load_dataset("npz", path=tmp_path / "prime.npz")
+    text = str(info.value)
+    prefix = f"{tmp_path / 'prime.npz'}: cannot lay flat x out as an image (x.shape[1]: "
+    assert text.startswith(prefix)
+
+
 def test_grey_images_get_a_channel_axis(tmp_path: Path) -> None:
     np.savez(tmp_path / "g.npz", x=np.ones((3, 5, 5)), y=np.array([1.0, 0.0, 1.0]))
     ds = load_dataset("npz", path=tmp_path / "g.npz")
