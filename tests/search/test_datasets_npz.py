@@ -29,7 +29,6 @@ def test_images_keep_their_shape_and_classes_count_from_labels(tmp_path: Path) -
 
 
 def test_flat_features_become_a_square_ish_image(tmp_path: Path) -> None:
-    pytest.importorskip("models.shapes")
     x = np.random.default_rng(0).normal(size=(6, 12)).astype(np.float64)
     np.savez(tmp_path / "flat.npz", x=x, y=np.array([0, 1, 0, 1, 0, 1]))
     ds = load_dataset("npz", path=tmp_path / "flat.npz")
@@ -38,7 +37,6 @@ def test_flat_features_become_a_square_ish_image(tmp_path: Path) -> None:
 
 
 def test_flat_features_of_prime_length_are_refused(tmp_path: Path) -> None:
-    pytest.importorskip("models.shapes")
     np.savez(tmp_path / "prime.npz", x=np.zeros((4, 7)), y=np.array([0, 1, 0, 1]))
     with pytest.raises(DatasetError) as info:
         load_dataset("npz", path=tmp_path / "prime.npz")

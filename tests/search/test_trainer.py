@@ -7,8 +7,6 @@ import math
 import pytest
 import torch
 
-pytest.importorskip("models.lowrank", reason="models.lowrank (models/ engineer) not landed yet")
-
 from models import build_model, count_macs, count_params
 from models.spec import ArchSpec, LayerSpec
 from search.datasets import Splits, load_dataset, split_dataset
