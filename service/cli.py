@@ -16,6 +16,7 @@ app = typer.Typer(
 # (module under service.commands, attribute): a Typer app (sub-group) or a command function.
 _COMMANDS: list[tuple[str, str]] = [
     ("demo", "demo"),
+    ("layers", "layers"),
 ]
 
 for _module, _name in _COMMANDS:
