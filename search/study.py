@@ -15,7 +15,6 @@ trials into ``search.records`` (the ONE place a FrozenTrial becomes a record).
 
 from __future__ import annotations
 
-import functools
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,6 +35,7 @@ __all__ = [
     "MAX_PARAMS_CONSTRAINT",
     "MEMORY_URL",
     "UserAttr",
+    "close_storage",
     "get_storage",
     "make_sampler",
     "open_study",
@@ -76,9 +76,10 @@ def quiet() -> Iterator[None]:
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-@functools.lru_cache(maxsize=32)
-def get_storage(url: str) -> BaseStorage:
-    """The storage behind ``url`` (cached per process, so ``memory://`` is shared within it)."""
+_STORAGES: dict[str, BaseStorage] = {}  # per-process cache: one engine (pool) per URL
+
+
+def _new_storage(url: str) -> BaseStorage:
     if url == MEMORY_URL:
         return InMemoryStorage()
     if url.startswith("sqlite"):
@@ -87,6 +88,21 @@ def get_storage(url: str) -> BaseStorage:
         raise SearchError(f"storage: got {url!r}; expected a URL such as {MEMORY_URL}, "
                           "sqlite:///optuna.db or postgresql+psycopg://user@host/db")
     return RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+
+
+def get_storage(url: str) -> BaseStorage:
+    """The storage behind ``url`` (cached per process, so ``memory://`` is shared within it)."""
+    if url not in _STORAGES:
+        _STORAGES[url] = _new_storage(url)
+    return _STORAGES[url]
+
+
+def close_storage(url: str) -> None:
+    """Close the pooled connections of the cached storage behind ``url`` and forget it (tests,
+    and processes that drop a database or schema)."""
+    storage = _STORAGES.pop(url, None)
+    if isinstance(storage, RDBStorage):
+        storage.engine.dispose()
 
 
 def trial_seed(config: SearchConfig, number: int) -> int | None:
