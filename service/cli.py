@@ -17,6 +17,7 @@ app = typer.Typer(
 _COMMANDS: list[tuple[str, str]] = [
     ("demo", "demo"),
     ("layers", "layers"),
+    ("search", "search"),
 ]
 
 for _module, _name in _COMMANDS:
