@@ -8,8 +8,9 @@ Parameters: C_in*C_out*(d1*k1 + d2*k2) + C_out*k1*k2. With X flattened row-major
 one channel pair is the dense layer with weight kron(U^T, V^T) (k1*k2 x d1*d2).
 
 Evaluation: a few large matrix products, in the cheaper order (models.costs.bilinear_order).
-For C_in = C_out = 1 it is two GEMMs on views, e.g. (N*d1, d2) @ (d2, k2) then a batched
-(k1, d1) @ (N, d1, k2) that writes (N, k1, k2) directly.
+For C_in = C_out = 1 it is two GEMMs on views, (d1*N, d2) @ (d2, k2) then (k1, d1) @ (d1, N*k2)
+(or the left order), with the output left "p-major" in memory so that stacked layers never copy
+(models.layers.bilinear_gemm). Several channels use two einsum contractions.
 
 Initialisation (He-style, for ReLU stacks). With U, V independent, zero mean,
 Var(Y) = C_in * d1 * d2 * Var(U) * Var(V) * E[X^2] (cross terms vanish). After a ReLU,
@@ -27,19 +28,9 @@ from torch import Tensor, nn
 
 from models.costs import bilinear_order
 from models.errors import SpecError
+from models.layers.bilinear_gemm import pair_projection
 
 __all__ = ["BilinearProjection", "bilinear_projection"]
-
-
-def _single_pair(x: Tensor, u: Tensor, v: Tensor, order: str) -> Tensor:
-    """C_in = C_out = 1: x (N, d1, d2), u (d1, k1), v (d2, k2) -> (N, k1, k2)."""
-    n, d1, d2 = x.shape
-    k1, k2 = u.shape[1], v.shape[1]
-    if order == "right":
-        t = torch.mm(x.reshape(n * d1, d2), v).view(n, d1, k2)  # (N*d1, d2) @ (d2, k2)
-        return torch.matmul(u.t(), t)  # (k1, d1) @ (N, d1, k2) -> (N, k1, k2)
-    z = torch.matmul(u.t(), x)  # (k1, d1) @ (N, d1, d2) -> (N, k1, d2)
-    return torch.mm(z.view(n * k1, d2), v).view(n, k1, k2)  # (N*k1, d2) @ (d2, k2)
 
 
 def bilinear_projection(x: Tensor, u: Tensor, v: Tensor, bias: Tensor | None) -> Tensor:
@@ -48,9 +39,12 @@ def bilinear_projection(x: Tensor, u: Tensor, v: Tensor, bias: Tensor | None) ->
     c_out, c_in, d1, k1 = u.shape
     d2, k2 = v.shape[2], v.shape[3]
     order = bilinear_order(in_grid=(d1, d2), out_grid=(k1, k2))
-    if c_in == 1 and c_out == 1:
-        y = _single_pair(x[:, 0], u[0, 0], v[0, 0], order).unsqueeze(1)  # (N, 1, k1, k2)
-    elif order == "right":
+    if c_in == 1 and c_out == 1:  # two GEMMs, bias fused (models.layers.bilinear_gemm)
+        # squeeze/view, not x[:, 0]: a select's backward would allocate and copy a zero tensor.
+        y = pair_projection(x.squeeze(1), u.view(d1, k1), v.view(d2, k2),
+                            None if bias is None else bias.view(k1, k2), right=order == "right")
+        return y.unsqueeze(1)  # (N, 1, k1, k2)
+    if order == "right":
         t = torch.einsum("nipq,oiqs->noips", x, v)  # (N, C_out, C_in, d1, k2)
         y = torch.einsum("oipr,noips->nors", u, t)  # (N, C_out, k1, k2)
     else:
