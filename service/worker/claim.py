@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, insert, select, update
+from sqlalchemy import Connection, Row, Select, func, insert, select, update
 
 from search import engine as search_engine
 from search.engine import TrialTicket
@@ -43,21 +43,22 @@ class Claim:
 
 
 def claim_next(ctx: WorkerContext) -> Claim | None:
-    """Claim one trial from the oldest job with room; None when no job has room."""
+    """Claim one trial from the oldest job with room; None when no job has room.
+
+    The job's config, study and dataset are prepared before the job is locked (once per job and
+    process), so the lock is held only for ``ask`` and two small writes.
+    """
+    with ctx.engine.connect() as connection:
+        candidate = connection.execute(_job_with_room()).one_or_none()
+        connection.rollback()
+    if candidate is None or _prepare(ctx, candidate) is None:
+        return None
     with write_transaction(ctx.engine) as connection:
-        job = _lock_job_with_room(connection)
+        job = connection.execute(_job_with_room(lock=is_postgres(connection))).one_or_none()
         if job is None:
             return None
-        try:
-            job_context = ctx.job_context(
-                job_id=job.id,
-                study_name=job.study_name,
-                config_json=job.config_json,
-                reference_point_json=job.reference_point_json,
-                n_trials=job.n_trials,
-            )
-        except SearchError as error:
-            _fail_job(connection, job_id=job.id, message=f"config_json: {error}")
+        job_context = _prepare(ctx, job, connection=connection)
+        if job_context is None:
             return None
         ticket = search_engine.ask(ref=job_context.ref, config=job_context.config)
         try:
@@ -69,7 +70,33 @@ def claim_next(ctx: WorkerContext) -> Claim | None:
             raise
 
 
-def _lock_job_with_room(connection: Connection) -> Row[Any] | None:
+def _prepare(
+    ctx: WorkerContext, job: Row[Any], *, connection: Connection | None = None
+) -> JobContext | None:
+    """The job's context; a job whose stored config is refused is failed (None).
+
+    ``connection``: the open write transaction to fail it in (else a transaction of its own).
+    """
+    try:
+        return ctx.job_context(
+            job_id=job.id,
+            study_name=job.study_name,
+            config_json=job.config_json,
+            reference_point_json=job.reference_point_json,
+            n_trials=job.n_trials,
+        )
+    except SearchError as error:
+        message = f"config_json: {error}"
+        if connection is not None:
+            _fail_job(connection, job_id=job.id, message=message)
+        else:
+            with write_transaction(ctx.engine) as own:
+                _fail_job(own, job_id=job.id, message=message)
+        return None
+
+
+def _job_with_room(*, lock: bool = False) -> Select[Any]:
+    """The oldest job with room; ``lock``: FOR UPDATE SKIP LOCKED (PostgreSQL)."""
     query = (
         select(
             Job.id,
@@ -87,9 +114,7 @@ def _lock_job_with_room(connection: Connection) -> Row[Any] | None:
         .order_by(Job.created_at, Job.id)
         .limit(1)
     )
-    if is_postgres(connection):
-        query = query.with_for_update(skip_locked=True, of=Job)
-    return connection.execute(query).one_or_none()
+    return query.with_for_update(skip_locked=True, of=Job) if lock else query
 
 
 def _insert_claim(

@@ -39,8 +39,8 @@ class WorkerContext:
     """One worker process: its engine, identity, lease settings and per-process caches.
 
     ``stop`` is set by SIGTERM/SIGINT: the worker stops after the current epoch and releases its
-    trial. Caches: studies already created (``create_study`` is idempotent but not free) and dataset
-    splits per (dataset, seed), so a worker loads digits once, not once per trial.
+    trial. Caches: each job's parsed config and created study (``create_study`` is idempotent but
+    not free) and dataset splits per (dataset, seed), so a worker loads digits once, not per trial.
     """
 
     engine: Engine
@@ -52,7 +52,7 @@ class WorkerContext:
     db_retry_max_seconds: float = 30.0
     device: str = "cpu"
     stop: threading.Event = field(default_factory=threading.Event)
-    _studies: set[str] = field(default_factory=set)
+    _jobs: dict[str, JobContext] = field(default_factory=dict)
     _splits: dict[tuple[str, int], Splits] = field(default_factory=dict)
 
     def job_context(
@@ -67,18 +67,20 @@ class WorkerContext:
         """Parse a job row's config (SpaceError on a bad one) and make sure its study exists.
 
         The reference point is the one stored with the job, else ``search.engine.reference_point``.
+        Cached per job: a job's config, study and budget never change.
         """
+        if job_id in self._jobs:
+            return self._jobs[job_id]
         parsed = parse_config(json.loads(config_json))
         config = parsed.with_data(self.splits(parsed))
         ref = StudyRef(storage_url=self.optuna_storage, study_name=study_name)
-        if study_name not in self._studies:
-            create_study(ref=ref, config=config)
-            self._studies.add(study_name)
+        create_study(ref=ref, config=config)
         stored = json.loads(reference_point_json) if reference_point_json else None
         reference = tuple(float(v) for v in (stored or reference_point(config)))
-        return JobContext(
+        self._jobs[job_id] = JobContext(
             job_id=job_id, config=config, ref=ref, reference_point=reference, n_trials=n_trials
         )
+        return self._jobs[job_id]
 
     def splits(self, config: SearchConfig) -> Splits:
         """The train/val/test splits of a job's dataset, loaded once per process.

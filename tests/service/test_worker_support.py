@@ -1,0 +1,313 @@
+"""Helpers for the worker tests (no tests here): databases per backend, jobs, real worker processes.
+
+Each test gets its own service database and its own Optuna storage: two SQLite files, or two fresh
+PostgreSQL databases on the server named by PARETONAS_TEST_POSTGRES_URL (dropped afterwards). The
+two never share a database: Optuna has a ``trials`` table too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("service.db.tables", reason="service/db (the API engineer's) has not landed")
+pytest.importorskip("service.settings", reason="service/settings.py has not landed")
+
+from sqlalchemy import Engine, create_engine, insert, make_url, select, text, update
+
+from search.config import parse_config
+from search.engine import reference_point
+from service.db.tables import ApiKey, Base, Job, Trial
+
+POSTGRES_URL = os.environ.get(
+    "PARETONAS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+ROOT = Path(__file__).resolve().parents[2]
+
+# Short leases so a killed worker's trial is retried within seconds.
+FAST_LEASES = {
+    "PARETONAS_LEASE_SECONDS": "2",
+    "PARETONAS_HEARTBEAT_SECONDS": "0.4",
+    "PARETONAS_WORKER_POLL_SECONDS": "0.2",
+    "PARETONAS_DB_RETRY_MAX_SECONDS": "1",
+}
+
+
+@dataclass
+class ServiceDB:
+    """A service database with our tables, and the Optuna storage next to it."""
+
+    url: str
+    optuna_url: str
+    engine: Engine
+    tmp: Path
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def env(self, **overrides: str) -> dict[str, str]:
+        """Environment of a worker process pointed at these databases."""
+        env = dict(os.environ)
+        env.update(FAST_LEASES)
+        env["PARETONAS_DATABASE_URL"] = self.url
+        env["PARETONAS_OPTUNA_STORAGE"] = self.optuna_url
+        env["PYTHONUNBUFFERED"] = "1"
+        env.update(overrides)
+        return env
+
+    def start_worker(self, *args: str, name: str = "worker", **env: str) -> Worker:
+        """Start ``python -m service.cli worker --device cpu ARGS`` as a real process."""
+        log_path = self.tmp / f"{name}-{len(self.processes)}.log"
+        log_file = log_path.open("wb")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "service.cli", "worker", "--device", "cpu", *args],
+            cwd=ROOT,
+            env=self.env(**env),
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+        log_file.close()
+        self.processes.append(process)
+        return Worker(process=process, log_path=log_path)
+
+    def trials(self, job_id: str) -> list[Any]:
+        """All trial rows of a job, by number."""
+        with self.engine.connect() as connection:
+            return list(
+                connection.execute(
+                    select(Trial).where(Trial.job_id == job_id).order_by(Trial.number)
+                ).all()
+            )
+
+    def job(self, job_id: str) -> Any:
+        """The job row."""
+        with self.engine.connect() as connection:
+            return connection.execute(select(Job).where(Job.id == job_id)).one()
+
+    def cancel(self, job_id: str) -> None:
+        """What the API's cancel does: ask the workers to stop the job."""
+        with self.engine.begin() as connection:
+            connection.execute(update(Job).where(Job.id == job_id).values(cancel_requested=True))
+
+
+@dataclass
+class Worker:
+    """A running worker process and its combined log."""
+
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        """Everything the worker printed so far."""
+        return self.log_path.read_text(errors="replace")
+
+    def signal(self, signum: int) -> None:
+        """Send a signal to the worker process."""
+        self.process.send_signal(signum)
+
+    def wait(self, timeout: float = 60) -> int:
+        """Wait for exit; fail the test with the log if it does not exit in time."""
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            pytest.fail(f"worker did not exit within {timeout} s; log:\n{self.log()}")
+
+
+def wait_until(
+    condition: Callable[[], Any], *, what: str, watch: Worker | None = None, timeout: float = 90
+) -> Any:
+    """Poll ``condition`` every 50 ms until it returns something truthy.
+
+    Fails after ``timeout`` seconds, or at once when the ``watch``ed worker has exited.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        if watch is not None and watch.process.poll() is not None:
+            pytest.fail(f"worker exited ({watch.process.returncode}) before {what}:\n{watch.log()}")
+        time.sleep(0.05)
+    log = watch.log() if watch is not None else ""
+    pytest.fail(f"timed out waiting for {what}; log:\n{log}")
+
+
+def _create_postgres_database(name: str) -> None:
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+
+
+def _drop_postgres_database(name: str) -> None:
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def postgres_url(name: str, *, port: int | None = None) -> str:
+    """The test server's URL with another database name (and optionally another port)."""
+    url = make_url(POSTGRES_URL).set(database=name)
+    if port is not None:
+        url = url.set(port=port)
+    return url.render_as_string(hide_password=False)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def service_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServiceDB]:
+    """A fresh service database (and Optuna storage) on each backend."""
+    names: list[str] = []
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'service.db'}"
+        optuna_url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    else:
+        base = f"pnw_{uuid.uuid4().hex[:12]}"
+        names = [base, f"{base}_optuna"]
+        for name in names:
+            _create_postgres_database(name)
+        url, optuna_url = postgres_url(names[0]), postgres_url(names[1])
+    engine = create_engine(url)
+    Base.metadata.create_all(engine)
+    db = ServiceDB(url=url, optuna_url=optuna_url, engine=engine, tmp=tmp_path)
+    try:
+        yield db
+    finally:
+        for process in db.processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        engine.dispose()
+        for name in names:
+            _drop_postgres_database(name)
+
+
+def search_config(*, n_trials: int, epochs: int, seed: int = 0) -> dict[str, Any]:
+    """A tiny search on digits (default MLP space), ``epochs`` epochs per trial, no fine-tune."""
+    config = parse_config(
+        {
+            "dataset": "digits",
+            "n_trials": n_trials,
+            "seed": seed,
+            "train": {"epochs": epochs, "finetune_epochs": 0},
+        }
+    )
+    return config.to_dict()
+
+
+def create_job(
+    db: ServiceDB, *, n_trials: int, parallelism: int = 1, epochs: int = 1, seed: int = 0
+) -> str:
+    """Insert a queued job the way the API stores one; returns its id."""
+    config = search_config(n_trials=n_trials, epochs=epochs, seed=seed)
+    job_id = f"job_{uuid.uuid4().hex[:26].upper()}"
+    with db.engine.begin() as connection:
+        key_id = connection.execute(
+            insert(ApiKey)
+            .values(name="test", prefix=job_id[-8:], key_hash=uuid.uuid4().hex * 2)
+            .returning(ApiKey.id)
+        ).scalar_one()
+        connection.execute(
+            insert(Job).values(
+                id=job_id,
+                owner_id=key_id,
+                status="queued",
+                dataset="digits",
+                config_json=json.dumps(config),
+                n_trials=n_trials,
+                parallelism=parallelism,
+                study_name=f"study-{job_id}",
+                request_hash=uuid.uuid4().hex,
+                reference_point_json=json.dumps(reference_point(parse_config(config))),
+            )
+        )
+    return job_id
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class TcpProxy:
+    """Forwards 127.0.0.1:``port`` to ``target`` once started; before that the port refuses."""
+
+    def __init__(self, *, port: int, target: tuple[str, int]) -> None:
+        self.port = port
+        self.target = target
+        self._server: socket.socket | None = None
+        self._sockets: list[socket.socket] = []
+
+    def start(self) -> None:
+        """Begin accepting and forwarding connections."""
+        server = socket.socket()
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", self.port))
+        server.listen(16)
+        self._server = server
+        threading.Thread(target=self._accept, args=(server,), daemon=True).start()
+
+    def stop(self) -> None:
+        """Close the listener and every forwarded connection (the database 'goes away')."""
+        if self._server is not None:
+            with contextlib.suppress(OSError):
+                self._server.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept()
+            self._server.close()
+            self._server = None
+        for sock in self._sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+        self._sockets.clear()
+
+    def _accept(self, server: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            self._sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                sink.shutdown(socket.SHUT_WR)
+
+
+__all__ = [
+    "FAST_LEASES",
+    "ServiceDB",
+    "TcpProxy",
+    "Worker",
+    "create_job",
+    "free_port",
+    "postgres_url",
+    "search_config",
+    "service_db",
+    "signal",
+    "wait_until",
+]
