@@ -1,0 +1,166 @@
+"""The service's tables (SQLAlchemy 2 declarative): API keys, jobs, trials, fronts, weights.
+
+Column names are the contract between the API and the workers (see docs/INTERFACES.md). Named
+"tables" so they are never confused with the PyTorch ``models/`` package. Timestamps are
+timezone-aware UTC (``UTCDateTime``). Optuna's own tables live in a separate storage.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from service.db.base import Base, UTCDateTime, utcnow
+
+__all__ = [
+    "JOB_STATUSES",
+    "TRIAL_STATES",
+    "ApiKey",
+    "Base",
+    "HypervolumeHistory",
+    "Job",
+    "ParetoMember",
+    "Trial",
+    "TrialWeights",
+]
+
+JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+TRIAL_STATES = ("running", "complete", "failed", "stopped")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class ApiKey(Base):
+    """An API key: only its sha256 is stored; ``prefix`` (first 8 characters) is for display."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class Job(Base):
+    """One search: its stored config, status, denormalised trial counters and front summary."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        UniqueConstraint("owner_id", "idempotency_key"),
+        Index("ix_jobs_status_created_at", "status", "created_at"),
+        Index("ix_jobs_owner_id_created_at", "owner_id", "created_at"),
+        CheckConstraint(_in("status", JOB_STATUSES), name="status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(30), primary_key=True)  # "job_" + 26 characters
+    owner_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"))  # indexed with created_at
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    dataset: Mapped[str] = mapped_column(String(100))
+    config_json: Mapped[str] = mapped_column(Text)  # search.config.SearchConfig.to_dict()
+    n_trials: Mapped[int] = mapped_column(Integer)
+    parallelism: Mapped[int] = mapped_column(Integer, default=1)
+    study_name: Mapped[str] = mapped_column(String(100), unique=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    reference_point_json: Mapped[str] = mapped_column(Text)
+    n_complete: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    n_failed: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    n_running: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    front_size: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    hypervolume: Mapped[float | None] = mapped_column(Float, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Trial(Base):
+    """One Optuna trial of a job; a retry of a lost trial is a new number with ``attempt`` + 1."""
+
+    __tablename__ = "trials"
+    __table_args__ = (
+        UniqueConstraint("job_id", "number"),
+        Index("ix_trials_job_id_state", "job_id", "state"),
+        Index("ix_trials_state_lease_expires_at", "state", "lease_expires_at"),
+        CheckConstraint(_in("state", TRIAL_STATES), name="state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    attempt: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    retry_of: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    state: Mapped[str] = mapped_column(String(16))
+    params_json: Mapped[str] = mapped_column(Text)
+    spec_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+    val_accuracy: Mapped[float | None] = mapped_column(Float, nullable=True)
+    test_accuracy: Mapped[float | None] = mapped_column(Float, nullable=True)
+    params: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    macs: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    feasible: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    train_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    worker_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class ParetoMember(Base):
+    """A current member of a job's Pareto front (reading a front costs the size of the front)."""
+
+    __tablename__ = "pareto_members"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    trial_number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    val_accuracy: Mapped[float] = mapped_column(Float)
+    test_accuracy: Mapped[float | None] = mapped_column(Float, nullable=True)
+    params: Mapped[int] = mapped_column(BigInteger)
+    macs: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    spec_json: Mapped[str] = mapped_column(Text)
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class HypervolumeHistory(Base):
+    """The job's hypervolume after each complete trial (None while the front is empty)."""
+
+    __tablename__ = "hypervolume_history"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    n_complete: Mapped[int] = mapped_column(Integer)
+    hypervolume: Mapped[float | None] = mapped_column(Float, nullable=True)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class TrialWeights(Base):
+    """safetensors bytes (models.serialize.to_safetensors) of a front member; deleted on leaving."""
+
+    __tablename__ = "trial_weights"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    trial_number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)

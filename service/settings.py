@@ -1,0 +1,94 @@
+"""Service settings from the environment (prefix ``PARETONAS_``), read once by ``get_settings()``.
+
+    PARETONAS_DATA_DIR=./.paretonas            # SQLite files: service.db and optuna.db
+    PARETONAS_DATABASE_URL=postgresql+psycopg://user@db/paretonas
+    PARETONAS_OPTUNA_STORAGE=postgresql+psycopg://user@db/paretonas_optuna
+    PARETONAS_DATASETS='{"fashion": {"format": "fashion-mnist", "path": "/data/fashion"}}'
+    PARETONAS_LIMITS__MAX_TRIALS=10000         # or PARETONAS_LIMITS='{"max_trials": 10000}'
+
+Empty database URLs default to SQLite files under ``data_dir``. Optuna keeps its own tables (one
+named ``trials`` too) and its own Alembic version table; ours is ``paretonas_alembic_version``, so
+on PostgreSQL both URLs may name the same database, while on SQLite they stay separate files (a
+worker holds the service file's write lock while it asks Optuna for a trial).
+
+Tests never rely on a module global: they build ``Settings(...)`` and hand it to the app factory,
+or call ``get_settings.cache_clear()`` after changing the environment.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["BUILTIN_DATASETS", "DatasetEntry", "Limits", "Settings", "get_settings"]
+
+BUILTIN_DATASETS = ("digits",)
+DatasetFormat = Literal["mnist", "fashion-mnist", "cifar10", "cifar100", "npz"]
+
+
+class DatasetEntry(BaseModel):
+    """An operator-registered dataset: its file format and where its files are on the workers."""
+
+    format: DatasetFormat
+    path: Path
+
+
+class Limits(BaseModel):
+    """What one job may ask for."""
+
+    max_trials: int = Field(default=10_000, ge=1)
+    max_parallelism: int = Field(default=64, ge=1)
+
+
+class Settings(BaseSettings):
+    """Everything the API, the CLI and the workers read from the environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PARETONAS_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    data_dir: Path = Path(".paretonas")
+    database_url: str = ""  # empty: sqlite:///<data_dir>/service.db
+    optuna_storage: str = ""  # empty: sqlite:///<data_dir>/optuna.db
+    datasets: dict[str, DatasetEntry] = Field(default_factory=dict)
+    lease_seconds: float = Field(default=60.0, gt=0)
+    heartbeat_seconds: float = Field(default=10.0, gt=0)
+    max_trial_retries: int = Field(default=3, ge=0)
+    worker_poll_seconds: float = Field(default=2.0, gt=0)
+    db_retry_max_seconds: float = Field(default=60.0, ge=0)
+    limits: Limits = Field(default_factory=Limits)
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+
+    @model_validator(mode="after")
+    def _defaults_and_checks(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'service.db'}"
+        if not self.optuna_storage:
+            self.optuna_storage = f"sqlite:///{self.data_dir / 'optuna.db'}"
+        if self.heartbeat_seconds >= self.lease_seconds:
+            raise ValueError(
+                f"heartbeat_seconds must be below lease_seconds; got heartbeat_seconds="
+                f"{self.heartbeat_seconds}, lease_seconds={self.lease_seconds}: "
+                f"set PARETONAS_HEARTBEAT_SECONDS to about a sixth of the lease"
+            )
+        clash = sorted(set(self.datasets) & set(BUILTIN_DATASETS))
+        if clash:
+            raise ValueError(
+                f"datasets: {clash[0]!r} is built in; register the files under another name"
+            )
+        return self
+
+    def dataset_names(self) -> tuple[str, ...]:
+        """Names a job may use: the built-in ones, then the operator's, sorted."""
+        return (*BUILTIN_DATASETS, *sorted(self.datasets))
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read from the environment on first use."""
+    return Settings()
