@@ -18,6 +18,7 @@ _COMMANDS: list[tuple[str, str]] = [
     ("demo", "demo"),
     ("layers", "layers"),
     ("search", "search"),
+    ("worker", "worker"),
 ]
 
 for _module, _name in _COMMANDS:
