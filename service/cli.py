@@ -15,7 +15,9 @@ app = typer.Typer(
 
 # (module under service.commands, attribute): a Typer app (sub-group) or a command function.
 _COMMANDS: list[tuple[str, str]] = [
+    ("db", "db"),
     ("demo", "demo"),
+    ("keys", "keys"),
     ("layers", "layers"),
     ("search", "search"),
     ("worker", "worker"),
