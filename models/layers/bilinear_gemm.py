@@ -81,5 +81,5 @@ def pair_projection(x: Tensor, u: Tensor, v: Tensor, bias: Tensor | None, *,
 
     The result is p-major in memory (see the module docstring); ``right`` picks X V first.
     """
-    out: Tensor = _PairProjection.apply(x, u, v, bias, right)
+    out: Tensor = _PairProjection.apply(x, u, v, bias, right)  # type: ignore[no-untyped-call]
     return out

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from models.costs import bilinear_order
 from models.layers.bilinear import BilinearProjection
+from models.layers.bilinear_gemm import pair_projection
 
 # (in_grid, out_grid): the first is evaluated left-first, the second right-first.
 GRIDS = [((3, 4), (2, 5)), ((4, 3), (5, 2))]
@@ -81,3 +82,40 @@ def test_init_keeps_activation_second_moment_through_six_relu_layers() -> None:
             h = F.relu(layer(h))
     ratio = float(h.square().mean() / x.square().mean())
     assert 0.25 <= ratio <= 4.0, ratio
+
+
+@pytest.mark.parametrize("right", [True, False])
+@pytest.mark.parametrize("p_major", [False, True])
+def test_two_gemm_pair_gradients_match_finite_differences(right: bool, p_major: bool) -> None:
+    """The hand-written backward (four GEMMs) for contiguous and already-transposed inputs."""
+    torch.manual_seed(2)
+    x = torch.randn(5, 3, 4, dtype=torch.float64)
+    if p_major:  # memory laid out (d1, N, d2), as the previous bilinear layer leaves it
+        x = x.transpose(0, 1).contiguous().transpose(0, 1)
+    x.requires_grad_()
+    u = torch.randn(3, 2, dtype=torch.float64, requires_grad=True)
+    v = torch.randn(4, 6, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(2, 6, dtype=torch.float64, requires_grad=True)
+    torch.testing.assert_close(pair_projection(x, u, v, b, right=right), u.t() @ x @ v + b,
+                               rtol=1e-12, atol=1e-12)
+    assert torch.autograd.gradcheck(lambda *a: pair_projection(*a, right=right), (x, u, v, b),
+                                    fast_mode=True)
+
+
+def test_stack_of_single_channel_layers_matches_the_einsum_reference() -> None:
+    torch.manual_seed(4)
+    first, second = (BilinearProjection(1, 1, in_grid=(6, 4), out_grid=(6, 4),
+                                        dtype=torch.float64) for _ in range(2))
+    x = torch.randn(3, 24, dtype=torch.float64, requires_grad=True)
+    y = second(F.relu(first(x))).square().sum()
+    (gx,) = torch.autograd.grad(y, x)
+
+    def reference(layer: BilinearProjection, h: torch.Tensor) -> torch.Tensor:
+        assert layer.bias is not None
+        out = torch.einsum("pr,npq,qs->nrs", layer.U[0, 0], h.reshape(-1, 6, 4), layer.V[0, 0])
+        return out + layer.bias[0]  # (N, k1, k2)
+
+    y_ref = reference(second, F.relu(reference(first, x))).square().sum()
+    (gx_ref,) = torch.autograd.grad(y_ref, x)
+    torch.testing.assert_close(y, y_ref, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(gx, gx_ref, rtol=1e-12, atol=1e-12)
