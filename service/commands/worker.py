@@ -48,6 +48,7 @@ def worker(
         max_trial_retries=settings.max_trial_retries,
         db_retry_max_seconds=settings.db_retry_max_seconds,
         device=device,
+        datasets={name: (entry.format, entry.path) for name, entry in settings.datasets.items()},
     )
     options = WorkerOptions(
         once=once,

@@ -80,6 +80,7 @@ def _prepare(
     try:
         return ctx.job_context(
             job_id=job.id,
+            dataset=job.dataset,
             study_name=job.study_name,
             config_json=job.config_json,
             reference_point_json=job.reference_point_json,
@@ -100,6 +101,7 @@ def _job_with_room(*, lock: bool = False) -> Select[Any]:
     query = (
         select(
             Job.id,
+            Job.dataset,
             Job.study_name,
             Job.config_json,
             Job.reference_point_json,

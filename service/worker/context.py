@@ -7,7 +7,9 @@ import os
 import socket
 import threading
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sqlalchemy import Engine
 
@@ -32,6 +34,7 @@ class JobContext:
     ref: StudyRef
     reference_point: tuple[float, ...]
     n_trials: int
+    splits: Splits
 
 
 @dataclass
@@ -51,6 +54,7 @@ class WorkerContext:
     max_trial_retries: int
     db_retry_max_seconds: float = 30.0
     device: str = "cpu"
+    datasets: Mapping[str, tuple[str, Path]] = field(default_factory=dict)
     stop: threading.Event = field(default_factory=threading.Event)
     _jobs: dict[str, JobContext] = field(default_factory=dict)
     _splits: dict[tuple[str, int], Splits] = field(default_factory=dict)
@@ -59,6 +63,7 @@ class WorkerContext:
         self,
         *,
         job_id: str,
+        dataset: str,
         study_name: str,
         config_json: str,
         reference_point_json: str | None,
@@ -72,23 +77,36 @@ class WorkerContext:
         if job_id in self._jobs:
             return self._jobs[job_id]
         parsed = parse_config(json.loads(config_json))
-        config = parsed.with_data(self.splits(parsed))
+        splits = self.splits(dataset, config=parsed)
+        config = parsed.with_data(splits)
         ref = StudyRef(storage_url=self.optuna_storage, study_name=study_name)
         create_study(ref=ref, config=config)
         stored = json.loads(reference_point_json) if reference_point_json else None
         reference = tuple(float(v) for v in (stored or reference_point(config)))
         self._jobs[job_id] = JobContext(
-            job_id=job_id, config=config, ref=ref, reference_point=reference, n_trials=n_trials
+            job_id=job_id,
+            config=config,
+            ref=ref,
+            reference_point=reference,
+            n_trials=n_trials,
+            splits=splits,
         )
         return self._jobs[job_id]
 
-    def splits(self, config: SearchConfig) -> Splits:
-        """The train/val/test splits of a job's dataset, loaded once per process.
+    def splits(self, dataset: str, *, config: SearchConfig) -> Splits:
+        """The train/val/test splits of a job's dataset (the job row's name), loaded once.
 
-        Every worker of a job must split alike, so an unseeded search splits with seed 0.
+        A name the operator registered (settings ``datasets``) is read from its path in its
+        format; any other name is the config's built-in dataset. Every worker of a job must split
+        alike, so an unseeded search splits with seed 0. DatasetError when it cannot be loaded.
         """
         seed = config.seed if config.seed is not None else 0
-        key = (config.dataset, seed)
+        key = (dataset, seed)
         if key not in self._splits:
-            self._splits[key] = split_dataset(load_dataset(config.dataset), seed=seed)
+            if dataset in self.datasets:
+                fmt, path = self.datasets[dataset]
+                data = load_dataset(fmt, path=path)
+            else:
+                data = load_dataset(config.dataset)
+            self._splits[key] = split_dataset(data, seed=seed)
         return self._splits[key]

@@ -99,7 +99,7 @@ class Worker:
                 outcome = search_engine.run_ticket(
                     ticket=claim.ticket,
                     config=job.config,
-                    splits=self.ctx.splits(job.config),
+                    splits=job.splits,
                     device=self.ctx.device,
                     on_epoch=lambda _report: heartbeat.keep_going(),
                 )

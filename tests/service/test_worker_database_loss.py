@@ -23,7 +23,9 @@ service_db = support.service_db  # the fixture: SQLite and PostgreSQL
 BACKOFF_LINE = "database unavailable while"
 
 
-@pytest.mark.parametrize("service_db", ["postgres"], indirect=True)
+@pytest.mark.parametrize(
+    "db_backend", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
 def test_worker_survives_a_database_that_comes_and_goes(service_db: ServiceDB) -> None:
     job_id = create_job(service_db, n_trials=3, epochs=4)
     url = make_url(service_db.url)

@@ -1,8 +1,8 @@
 """Helpers for the worker tests (no tests here): databases per backend, jobs, real worker processes.
 
-Each test gets its own service database and its own Optuna storage: two SQLite files, or two fresh
-PostgreSQL databases on the server named by PARETONAS_TEST_POSTGRES_URL (dropped afterwards). The
-two never share a database: Optuna has a ``trials`` table too.
+Each test gets conftest's migrated service database and an Optuna storage of the same backend of
+its own (a SQLite file, or a fresh PostgreSQL database dropped afterwards): the two never share a
+database, as Optuna has a ``trials`` table too.
 """
 
 from __future__ import annotations
@@ -23,19 +23,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-pytest.importorskip("service.db.tables", reason="service/db (the API engineer's) has not landed")
-pytest.importorskip("service.settings", reason="service/settings.py has not landed")
-
-from sqlalchemy import Engine, create_engine, insert, make_url, select, text, update
+from sqlalchemy import Engine, create_engine, insert, select, update
 
 from search.config import parse_config
 from search.engine import reference_point
-from service.db.tables import ApiKey, Base, Job, Trial
+from service.db.tables import ApiKey, Job, Trial
+from tests.service.conftest import create_postgres_database, drop_postgres_database
 
-POSTGRES_URL = os.environ.get(
-    "PARETONAS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 ROOT = Path(__file__).resolve().parents[2]
 
 # Short leases so a killed worker's trial is retried within seconds.
@@ -145,44 +139,15 @@ def wait_until(
     pytest.fail(f"timed out waiting for {what}; log:\n{log}")
 
 
-def _create_postgres_database(name: str) -> None:
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-
-
-def _drop_postgres_database(name: str) -> None:
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
-def postgres_url(name: str, *, port: int | None = None) -> str:
-    """The test server's URL with another database name (and optionally another port)."""
-    url = make_url(POSTGRES_URL).set(database=name)
-    if port is not None:
-        url = url.set(port=port)
-    return url.render_as_string(hide_password=False)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def service_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServiceDB]:
-    """A fresh service database (and Optuna storage) on each backend."""
-    names: list[str] = []
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'service.db'}"
-        optuna_url = f"sqlite:///{tmp_path / 'optuna.db'}"
-    else:
-        base = f"pnw_{uuid.uuid4().hex[:12]}"
-        names = [base, f"{base}_optuna"]
-        for name in names:
-            _create_postgres_database(name)
-        url, optuna_url = postgres_url(names[0]), postgres_url(names[1])
-    engine = create_engine(url)
-    Base.metadata.create_all(engine)
-    db = ServiceDB(url=url, optuna_url=optuna_url, engine=engine, tmp=tmp_path)
+@pytest.fixture
+def service_db(db_backend: str, database_url: str, tmp_path: Path) -> Iterator[ServiceDB]:
+    """The migrated service database of conftest's ``database_url`` (SQLite and PostgreSQL), with
+    an Optuna storage of the same backend in a database of its own."""
+    optuna_url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    if db_backend == "postgres":
+        optuna_url = create_postgres_database(prefix="paretonas_test_optuna")
+    engine = create_engine(database_url)
+    db = ServiceDB(url=database_url, optuna_url=optuna_url, engine=engine, tmp=tmp_path)
     try:
         yield db
     finally:
@@ -191,8 +156,8 @@ def service_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Servi
                 process.kill()
                 process.wait()
         engine.dispose()
-        for name in names:
-            _drop_postgres_database(name)
+        if db_backend == "postgres":
+            drop_postgres_database(optuna_url)
 
 
 def search_config(*, n_trials: int, epochs: int, seed: int = 0) -> dict[str, Any]:
@@ -305,7 +270,6 @@ __all__ = [
     "Worker",
     "create_job",
     "free_port",
-    "postgres_url",
     "search_config",
     "service_db",
     "signal",
