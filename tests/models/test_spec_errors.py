@@ -86,3 +86,16 @@ def test_flat_input_is_factored_for_bilinear() -> None:
     spec = ArchSpec(input_shape=(1, 1, 12), num_classes=2, layers=(LayerSpec(kind="bilinear"),))
     model = build_model(spec)
     assert model.layers[0].in_grid == (3, 4)
+
+
+def test_counting_needs_no_torch() -> None:
+    """plan.py and costs.py (and the models package itself) import no torch."""
+    import subprocess
+    import sys
+
+    code = ("import sys, models, models.plan, models.costs; "
+            "from models.spec import ArchSpec; "
+            "n = models.count_params(ArchSpec(input_shape=(1, 8, 8), num_classes=10)); "
+            "print(n, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == [str(64 * 10 + 10), "False"]
