@@ -1,0 +1,48 @@
+"""The FastAPI application: ``create_app(settings)`` (JSON under /api/v1, OpenAPI at /docs).
+
+uvicorn --factory service.api.app:create_app    # or: paretonas serve
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from service.api.problems import install_problem_handlers
+from service.api.routes import health, jobs, trials
+from service.db.engine import make_engine
+from service.settings import Settings, get_settings
+
+__all__ = ["API_PREFIX", "create_app"]
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """A new app on ``settings`` (default: the environment's); one engine per app."""
+    settings = settings or get_settings()
+    engine = make_engine(settings.database_url)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            engine.dispose()
+
+    app = FastAPI(
+        title="ParetoNAS",
+        version="0.1.0",
+        description="Search for parameter-efficient networks: Pareto fronts of accuracy "
+        "against parameters over full, bilinear and low-rank layers.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    install_problem_handlers(app)
+    app.include_router(health.router)
+    app.include_router(jobs.router, prefix=API_PREFIX)
+    app.include_router(trials.router, prefix=API_PREFIX)
+    return app

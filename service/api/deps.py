@@ -1,0 +1,84 @@
+"""Injected dependencies: settings, the engine, a read session, the caller's key, the job.
+
+``JobDep`` is the one place a job id becomes a job: a missing job and another owner's job both
+answer 404 job-not-found (so ids of others' jobs are never confirmed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from service.api.problems import Problem
+from service.db.engine import read_session
+from service.db.tables import ApiKey, Job
+from service.keys import authenticate
+from service.settings import Settings
+
+__all__ = ["EngineDep", "JobDep", "OwnerDep", "SessionDep", "SettingsDep"]
+
+_bearer = HTTPBearer(auto_error=False, description="An API key from `paretonas keys create`.")
+
+
+def get_settings_dep(request: Request) -> Settings:
+    """The app's settings (given to ``create_app``)."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_engine(request: Request) -> Engine:
+    """The app's engine on the service database."""
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+EngineDep = Annotated[Engine, Depends(get_engine)]
+
+
+def get_session(engine: EngineDep) -> Iterator[Session]:
+    """A read session for the request (writes open their own ``write_session``)."""
+    with read_session(engine) as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_owner(
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> ApiKey:
+    """The caller's live API key; 401 with ``WWW-Authenticate: Bearer`` otherwise."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        detail = "no API key: send Authorization: Bearer <key> (paretonas keys create --name NAME)"
+        raise Problem("unauthorized", status=401, detail=detail, headers=_CHALLENGE)
+    owner = authenticate(session, credentials.credentials)
+    if owner is None:
+        detail = "the API key is unknown or revoked; create one with paretonas keys create"
+        raise Problem("unauthorized", status=401, detail=detail, headers=_CHALLENGE)
+    return owner
+
+
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+OwnerDep = Annotated[ApiKey, Depends(get_owner)]
+
+
+def get_job(job_id: str, owner: OwnerDep, session: SessionDep) -> Job:
+    """The caller's job ``job_id``; 404 job-not-found when missing or another owner's."""
+    job = session.scalars(select(Job).where(Job.id == job_id, Job.owner_id == owner.id)).first()
+    if job is None:
+        raise Problem(
+            "job-not-found",
+            status=404,
+            detail=f"no job {job_id!r} among your jobs; list them with GET /api/v1/jobs",
+        )
+    return job
+
+
+JobDep = Annotated[Job, Depends(get_job)]

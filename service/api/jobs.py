@@ -1,0 +1,247 @@
+"""Job use cases below the routes: create (idempotent), list (keyset pages), cancel, show.
+
+The search config is validated by ``search.config.parse_config`` and stored whole
+(``config.to_dict()``) with the job; the hypervolume reference point is computed once here
+(``search.engine.reference_point``), so the API and every worker agree on it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, and_, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from search.config import parse_config
+from search.engine import reference_point
+from search.errors import SpaceError
+from service.api.pagination import decode_cursor, encode_cursor, invalid_cursor
+from service.api.problems import Problem, space_problem
+from service.api.schemas import JobCreate, JobPublic, TrialCounts
+from service.db.base import utcnow
+from service.db.engine import read_session, write_session
+from service.db.tables import ApiKey, Job
+from service.settings import Settings
+
+__all__ = ["cancel_job", "create_job", "job_public", "list_jobs", "new_job_id"]
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+DEFAULT_PARALLELISM = 4
+
+
+def new_job_id() -> str:
+    """``job_`` + a 26-character ULID (48-bit milliseconds, 80 random bits, Crockford base32)."""
+    value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
+    chars = [_CROCKFORD[(value >> (5 * i)) & 31] for i in reversed(range(26))]
+    return "job_" + "".join(chars)
+
+
+def request_hash(body: JobCreate) -> str:
+    """sha256 of the body's fields as sent (canonical JSON): what "the same body" means."""
+    canonical = json.dumps(body.model_dump(mode="json", exclude_unset=True), sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _config_dict(body: JobCreate, *, settings: Settings) -> dict[str, Any]:
+    allowed = settings.dataset_names()
+    if body.dataset not in allowed:
+        raise Problem(
+            "unknown-dataset",
+            status=422,
+            detail=f"dataset: got {body.dataset!r}; allowed: {', '.join(allowed)} "
+            "(operators register more with PARETONAS_DATASETS)",
+            allowed=list(allowed),
+        )
+    entry = settings.datasets.get(body.dataset)
+    data: dict[str, Any] = {"dataset": entry.format if entry is not None else body.dataset}
+    for name in ("space", "objectives", "n_trials", "sampler", "seed", "max_params", "train"):
+        value = getattr(body, name)
+        if value is not None:
+            data[name] = value
+    return data
+
+
+def _check_limits(*, n_trials: int, parallelism: int, settings: Settings) -> None:
+    limits = settings.limits
+    for field, value, limit, env in (
+        ("n_trials", n_trials, limits.max_trials, "MAX_TRIALS"),
+        ("parallelism", parallelism, limits.max_parallelism, "MAX_PARALLELISM"),
+    ):
+        if value > limit:
+            raise Problem(
+                "limit-exceeded",
+                status=422,
+                detail=f"{field}: got {value}; this service allows at most {limit} per job "
+                f"(operators raise PARETONAS_LIMITS__{env})",
+                path=field,
+                limit=limit,
+            )
+
+
+def _build_job(body: JobCreate, *, owner: ApiKey, settings: Settings, digest: str) -> Job:
+    try:
+        config = parse_config(_config_dict(body, settings=settings))
+    except SpaceError as error:
+        raise space_problem(error) from None
+    parallelism = body.parallelism or min(config.n_trials, DEFAULT_PARALLELISM)
+    _check_limits(n_trials=config.n_trials, parallelism=parallelism, settings=settings)
+    try:
+        reference: list[float] | None = reference_point(config)
+    except SpaceError as error:
+        if error.path != "input_shape":
+            raise space_problem(error) from None
+        reference = None  # an npz dataset's shape is known once a worker loads it
+    job_id = new_job_id()
+    now = utcnow()
+    return Job(
+        id=job_id,
+        owner_id=owner.id,
+        status="queued",
+        dataset=body.dataset,
+        config_json=json.dumps(config.to_dict(), sort_keys=True),
+        n_trials=config.n_trials,
+        parallelism=parallelism,
+        study_name=f"paretonas-{job_id}",
+        idempotency_key=None,
+        request_hash=digest,
+        reference_point_json=json.dumps(reference),
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def create_job(
+    engine: Engine,
+    *,
+    body: JobCreate,
+    owner: ApiKey,
+    settings: Settings,
+    idempotency_key: str | None,
+) -> tuple[Job, bool]:
+    """Store a queued job; (job, created). A replay with the same key and body returns the
+    stored job (created False); the same key with another body is 409 idempotency-conflict."""
+    digest = request_hash(body)
+    if idempotency_key is not None:
+        found = _by_key(engine, owner=owner, key=idempotency_key, digest=digest)
+        if found is not None:
+            return found, False
+    job = _build_job(body, owner=owner, settings=settings, digest=digest)
+    job.idempotency_key = idempotency_key
+    try:
+        with write_session(engine) as session:
+            session.add(job)
+    except IntegrityError:
+        if idempotency_key is None:
+            raise
+        found = _by_key(engine, owner=owner, key=idempotency_key, digest=digest)
+        if found is None:
+            raise
+        return found, False  # a concurrent retry won the race
+    return job, True
+
+
+def _by_key(engine: Engine, *, owner: ApiKey, key: str, digest: str) -> Job | None:
+    if len(key) > 255:
+        raise Problem(
+            "validation-error",
+            status=422,
+            detail=f"Idempotency-Key: {len(key)} characters; use at most 255 (e.g. a UUID)",
+            errors=[{"path": "header.Idempotency-Key", "message": "at most 255 characters"}],
+        )
+    with read_session(engine) as session:
+        job = session.scalars(
+            select(Job).where(Job.owner_id == owner.id, Job.idempotency_key == key)
+        ).first()
+    if job is not None and job.request_hash != digest:
+        raise Problem(
+            "idempotency-conflict",
+            status=409,
+            detail=f"Idempotency-Key {key!r} was used for job {job.id} with a different body; "
+            "send a new key for a new job",
+            job_id=job.id,
+        )
+    return job
+
+
+def list_jobs(
+    session: Session,
+    *,
+    owner: ApiKey,
+    limit: int,
+    cursor: str | None,
+    status: str | None,
+) -> tuple[list[Job], str | None]:
+    """The owner's jobs newest first, ``limit`` at a time, after ``cursor``."""
+    query = select(Job).where(Job.owner_id == owner.id)
+    if status is not None:
+        query = query.where(Job.status == status)
+    if cursor is not None:
+        data = decode_cursor(cursor, keys=("created_at", "id"))
+        try:
+            created = datetime.fromisoformat(str(data["created_at"]))
+        except ValueError:
+            created = None
+        if created is None or created.tzinfo is None:
+            raise invalid_cursor(cursor)
+        query = query.where(
+            or_(
+                Job.created_at < created,
+                and_(Job.created_at == created, Job.id < str(data["id"])),
+            )
+        )
+    rows = list(
+        session.scalars(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1))
+    )
+    if len(rows) <= limit:
+        return rows, None
+    last = rows[limit - 1]
+    return rows[:limit], encode_cursor({"created_at": last.created_at.isoformat(), "id": last.id})
+
+
+def cancel_job(engine: Engine, *, job_id: str) -> Job:
+    """queued: cancelled at once; running: cancel_requested (workers stop within an epoch);
+    finished: 409 job-finished."""
+    with write_session(engine) as session:
+        job = session.scalars(select(Job).where(Job.id == job_id).with_for_update()).one()
+        now = utcnow()
+        if job.status == "queued":
+            job.status, job.finished_at = "cancelled", now
+            job.cancel_requested, job.updated_at = True, now
+        elif job.status == "running":
+            job.cancel_requested, job.updated_at = True, now
+        else:
+            raise Problem(
+                "job-finished",
+                status=409,
+                detail=f"job {job_id} already {job.status}; only queued or running jobs cancel",
+                job_status=job.status,
+            )
+        return job
+
+
+def job_public(job: Job) -> JobPublic:
+    """The API's view of a job row."""
+    return JobPublic(
+        id=job.id,
+        status=job.status,  # type: ignore[arg-type]
+        dataset=job.dataset,
+        n_trials=job.n_trials,
+        parallelism=job.parallelism,
+        cancel_requested=job.cancel_requested,
+        trials=TrialCounts(running=job.n_running, complete=job.n_complete, failed=job.n_failed),
+        front_size=job.front_size,
+        hypervolume=job.hypervolume,
+        reference_point=json.loads(job.reference_point_json),
+        error=job.error,
+        config=json.loads(job.config_json),
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        updated_at=job.updated_at,
+    )

@@ -1,0 +1,69 @@
+"""/api/v1/jobs: submit, list, show and cancel searches."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request, Response
+
+from service.api import jobs
+from service.api.deps import EngineDep, JobDep, OwnerDep, SessionDep, SettingsDep
+from service.api.schemas import JobCreate, JobPublic, JobsPublic, JobStatus
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+
+@router.post(
+    "",
+    status_code=202,
+    responses={200: {"model": JobPublic, "description": "Replay of an Idempotency-Key"}},
+)
+def submit_job(
+    body: JobCreate,
+    request: Request,
+    response: Response,
+    owner: OwnerDep,
+    engine: EngineDep,
+    settings: SettingsDep,
+    idempotency_key: Annotated[str | None, Header()] = None,
+) -> JobPublic:
+    """Queue a search (202). A retry with the same Idempotency-Key and body returns the same
+    job with 200; the same key with another body is 409."""
+    job, created = jobs.create_job(
+        engine, body=body, owner=owner, settings=settings, idempotency_key=idempotency_key
+    )
+    response.status_code = 202 if created else 200
+    response.headers["Location"] = str(request.url_for("get_job", job_id=job.id).path)
+    return jobs.job_public(job)
+
+
+@router.get("")
+def list_jobs(
+    owner: OwnerDep,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: str | None = None,
+    status: JobStatus | None = None,
+) -> JobsPublic:
+    """Your jobs, newest first; follow ``next_cursor`` for the next page."""
+    rows, next_cursor = jobs.list_jobs(
+        session, owner=owner, limit=limit, cursor=cursor, status=status
+    )
+    return JobsPublic(data=[jobs.job_public(row) for row in rows], next_cursor=next_cursor)
+
+
+@router.get("/{job_id}", name="get_job")
+def get_job(job: JobDep) -> JobPublic:
+    """A job: status, trial counts, front size, hypervolume, timestamps, error."""
+    return jobs.job_public(job)
+
+
+@router.post("/{job_id}:cancel", responses={200: {"model": JobPublic}})
+def cancel_job(job: JobDep, engine: EngineDep, response: Response) -> JobPublic:
+    """queued: cancelled now (200); running: cancel requested, workers stop within an epoch
+    (202); finished: 409."""
+    cancelled = jobs.cancel_job(engine, job_id=job.id)
+    response.status_code = 200 if cancelled.status == "cancelled" else 202
+    return jobs.job_public(cancelled)

@@ -1,0 +1,150 @@
+"""Request and response bodies, named by role (``JobCreate``, ``JobPublic``, ``JobsPublic``...).
+
+``JobCreate`` checks only JSON types; the search itself (space, objectives, sampler, training) is
+validated by ``search.config.parse_config``, so the API and the workers accept exactly the same
+searches. The API never accepts a filesystem path: datasets are names the operator registered.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "HypervolumePoint",
+    "JobCreate",
+    "JobPublic",
+    "JobsPublic",
+    "ParetoMemberPublic",
+    "ParetoPublic",
+    "TrialCounts",
+    "TrialPublic",
+    "TrialsPublic",
+]
+
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+TrialState = Literal["running", "complete", "failed", "stopped"]
+PositiveInt = Annotated[int, Field(strict=True, ge=1)]
+
+
+class JobCreate(BaseModel):
+    """POST /jobs: only ``dataset`` is required; ``{"dataset": "digits", "n_trials": 4}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: str = Field(description="A built-in (digits) or operator-registered dataset name.")
+    space: dict[str, Any] | None = Field(
+        default=None, description="Search space (search.space JSON); default: the default space."
+    )
+    objectives: list[str] | None = Field(
+        default=None, description='["accuracy", "params"] (default) or with "macs".'
+    )
+    n_trials: PositiveInt | None = Field(default=None, description="Trials to run (default 40).")
+    sampler: str | None = Field(default=None, description="tpe (default), nsga2 or random.")
+    seed: Annotated[int, Field(strict=True, ge=0)] | None = None
+    max_params: PositiveInt | None = Field(
+        default=None, description="Constraint: larger architectures never reach the front."
+    )
+    parallelism: PositiveInt | None = Field(
+        default=None, description="Trials of this job run at once (default min(n_trials, 4))."
+    )
+    train: dict[str, Any] | None = Field(
+        default=None, description="Overrides of the space's training budget (epochs, lr, ...)."
+    )
+
+
+class TrialCounts(BaseModel):
+    """Trials of a job by state (maintained by the workers)."""
+
+    running: int
+    complete: int
+    failed: int
+
+
+class JobPublic(BaseModel):
+    """A job as the API shows it."""
+
+    id: str
+    status: JobStatus
+    dataset: str
+    n_trials: int
+    parallelism: int
+    cancel_requested: bool
+    trials: TrialCounts
+    front_size: int
+    hypervolume: float | None
+    reference_point: list[float] | None
+    error: str | None
+    config: dict[str, Any]
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    updated_at: datetime
+
+
+class JobsPublic(BaseModel):
+    """A page of jobs, newest first; pass ``next_cursor`` back as ``?cursor=`` (null: last)."""
+
+    data: list[JobPublic]
+    next_cursor: str | None
+
+
+class TrialPublic(BaseModel):
+    """One trial: its architecture choices and, once complete, its results."""
+
+    number: int
+    attempt: int
+    retry_of: int | None
+    state: TrialState
+    choices: dict[str, Any] = Field(description="The sampled parameters (search.space names).")
+    spec: dict[str, Any] | None = Field(description="The decoded (and pruned) architecture.")
+    val_accuracy: float | None
+    test_accuracy: float | None
+    params: int | None
+    macs: int | None
+    feasible: bool | None
+    train_seconds: float | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: str | None
+
+
+class TrialsPublic(BaseModel):
+    """A page of a job's trials."""
+
+    data: list[TrialPublic]
+    next_cursor: str | None
+
+
+class ParetoMemberPublic(BaseModel):
+    """A member of the front; ``model_url`` downloads its safetensors weights."""
+
+    trial_number: int
+    val_accuracy: float
+    test_accuracy: float | None
+    params: int
+    macs: int | None
+    spec: dict[str, Any]
+    added_at: datetime
+    model_url: str
+
+
+class HypervolumePoint(BaseModel):
+    """The hypervolume after ``n_complete`` complete trials."""
+
+    n_complete: int
+    hypervolume: float | None
+    recorded_at: datetime
+
+
+class ParetoPublic(BaseModel):
+    """A job's front (by parameters, ascending), its reference point and hypervolume history."""
+
+    job_id: str
+    objectives: list[str]
+    reference_point: list[float] | None
+    hypervolume: float | None
+    members: list[ParetoMemberPublic]
+    history: list[HypervolumePoint]
