@@ -145,7 +145,7 @@ def parse_config(data: Any) -> SearchConfig:
     if dataset not in FORMATS:
         raise SpaceError("dataset", f"got {dataset!r}", FORMATS)
     try:
-        space = parse_space(data.get("space", {}))
+        space = parse_space(data["space"]) if "space" in data else default_space()
     except SpaceError as exc:
         path = exc.path if exc.path.startswith("space") else f"space.{exc.path}"
         raise SpaceError(path, exc.detail, exc.allowed) from None

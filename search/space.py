@@ -23,6 +23,8 @@ True
 
 from __future__ import annotations
 
+from typing import Any
+
 from search.space_params import Choice, decode, encode, sample_params
 from search.space_parse import parse_space
 from search.space_size import check_space, largest_spec
@@ -37,6 +39,7 @@ from search.space_types import (
 )
 
 __all__ = [
+    "DEFAULT_SPACE",
     "LIMITS",
     "Choice",
     "ConvChoices",
@@ -55,6 +58,23 @@ __all__ = [
 ]
 
 
+# The space a search without --space (or a job without "space") explores. SVD training of a
+# wide-to-wide layer at full rank costs O(width^3) per step (the orthogonality loss): over a minute
+# per trial on a CPU at 1024 features. So low-rank is offered on the first layer, whose rank is
+# bounded by the 64 input features of digits, and the second layer is full or bilinear.
+DEFAULT_SPACE: dict[str, Any] = {
+    "backbone": "mlp",
+    "depth": 2,
+    "base_channels": 16,
+    "kinds": ["full", "bilinear", "lowrank"],
+    "multipliers": [0.25, 0.5, 1, 2],
+    "layers": [{}, {"kinds": ["full", "bilinear"]}],
+    "lowrank": {"energy_thresholds": [0.01, 0.05]},
+    "classifier_kinds": ["full"],
+}
+
+
 def default_space() -> SearchSpace:
-    """The default: a depth-2 MLP, 16 base channels, every kind, multipliers 0.25 to 2."""
-    return SearchSpace()
+    """``DEFAULT_SPACE``: a depth-2 MLP, 16 base channels, multipliers 0.25 to 2, every kind on
+    the first layer, full or bilinear on the second, a full classifier, the default training."""
+    return parse_space(DEFAULT_SPACE)

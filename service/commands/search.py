@@ -60,7 +60,7 @@ class _Stop:
 
 def _read_space(path: Path | None) -> Any:
     if path is None:
-        return {}
+        return None
     try:
         return yaml.safe_load(path.read_text())  # YAML is a superset of JSON
     except OSError as exc:
@@ -82,8 +82,9 @@ def _read_warm_start(path: Path | None) -> list[Any]:
 
 def _prepare(args: dict[str, Any]) -> tuple[SearchConfig, Splits]:
     objectives = [o.strip() for o in args["objectives"].split(",") if o.strip()]
+    space = _read_space(args["space"])
     config = parse_config({
-        "dataset": args["dataset"], "space": _read_space(args["space"]),
+        "dataset": args["dataset"], **({} if space is None else {"space": space}),
         "objectives": objectives, "n_trials": args["trials"], "sampler": args["sampler"],
         "seed": args["seed"], "max_params": args["max_params"],
         "warm_start": _read_warm_start(args["warm_start"]),
