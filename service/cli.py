@@ -20,6 +20,7 @@ _COMMANDS: list[tuple[str, str]] = [
     ("keys", "keys"),
     ("layers", "layers"),
     ("search", "search"),
+    ("serve", "serve"),
     ("worker", "worker"),
 ]
 

@@ -1,0 +1,85 @@
+"""`paretonas serve`: the REST API (uvicorn), optionally with embedded workers.
+
+    paretonas serve                              # 127.0.0.1:8000; refuses an unmigrated database
+    paretonas serve --migrate --workers 1        # migrate, then API + one CPU worker process
+
+``--workers N`` starts N ``paretonas worker`` processes and stops them when the API stops
+(SIGTERM, then SIGKILL after ``--worker-grace`` seconds).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from service.api.app import create_app
+from service.db import migrations
+from service.db.engine import make_engine
+from service.settings import get_settings
+
+__all__ = ["serve"]
+
+
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to bind (default: settings).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: settings, 8000).")] = None,
+    workers: Annotated[
+        int, typer.Option(min=0, help="Worker processes to run beside the API.")
+    ] = 0,
+    worker_device: Annotated[str, typer.Option(help="--device of those workers.")] = "cpu",
+    worker_grace: Annotated[float, typer.Option(help="Seconds between SIGTERM and SIGKILL.")] = 30,
+    migrate: Annotated[
+        bool, typer.Option("--migrate", help="Upgrade the database first (else only check).")
+    ] = False,
+) -> None:
+    """Serve the API (OpenAPI at /docs); --workers N also runs N workers."""
+    settings = get_settings()
+    if migrate:
+        migrations.upgrade(settings.database_url)
+    _check_migrated(settings.database_url)
+    processes = [
+        subprocess.Popen([sys.executable, "-m", "service.cli", "worker", "--device", worker_device])
+        for _ in range(workers)
+    ]
+    try:
+        uvicorn.run(
+            create_app(settings),
+            host=host or settings.host,
+            port=settings.port if port is None else port,
+            log_level="info",
+        )
+    finally:
+        _stop(processes, grace=worker_grace)
+
+
+def _check_migrated(url: str) -> None:
+    engine = make_engine(url)
+    try:
+        current = migrations.current_revision(engine)
+    finally:
+        engine.dispose()
+    head = migrations.head_revision()
+    if current != head:
+        typer.echo(
+            f"the database is at revision {current or 'none'}, head is {head}: run "
+            "`paretonas db upgrade` or `paretonas serve --migrate`",
+            err=True,
+        )
+        raise typer.Exit(1)
+
+
+def _stop(processes: list[subprocess.Popen[bytes]], *, grace: float) -> None:
+    """SIGTERM every worker (each releases its trial), SIGKILL those still up after ``grace``."""
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
