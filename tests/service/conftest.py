@@ -8,6 +8,7 @@
 - ``empty_database_url``: a database without any table (migration tests).
 - ``db_engine``, ``settings``: an engine on ``database_url``; Settings pointing at it, with the
   Optuna storage in a separate SQLite file under the test's tmp_path.
+- ``client``, ``make_key``, ``auth``: a TestClient on the real app, API keys, Bearer headers.
 
 The server is PARETONAS_TEST_POSTGRES_URL (default postgresql+psycopg://postgres@127.0.0.1:5432/test).
 Without it the postgres tests skip, except under CI=true, where a missing server fails them.
@@ -18,16 +19,19 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, make_url, text
 from sqlalchemy.exc import OperationalError
 
-from service.db.engine import make_engine
+from service.api import create_app
+from service.db.engine import make_engine, write_session
 from service.db.migrations import upgrade
 from service.db.tables import Base
+from service.keys import create_key
 from service.settings import Settings
 
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -143,3 +147,27 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         datasets={},
         limits={"max_trials": 500, "max_parallelism": 8},
     )
+
+
+@pytest.fixture
+def make_key(db_engine: Engine) -> Callable[[str], str]:
+    """Create an API key named ``name``; returns the plain key."""
+
+    def make(name: str = "alice") -> str:
+        with write_session(db_engine) as session:
+            return create_key(session, name=name).key
+
+    return make
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    """A TestClient on the real app over ``settings`` (lifespan run)."""
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def auth(make_key: Callable[[str], str]) -> dict[str, str]:
+    """Authorization headers of a fresh key (owner "alice")."""
+    return {"Authorization": f"Bearer {make_key('alice')}"}
