@@ -6,10 +6,11 @@
     PARETONAS_DATASETS='{"fashion": {"format": "fashion-mnist", "path": "/data/fashion"}}'
     PARETONAS_LIMITS__MAX_TRIALS=10000         # or PARETONAS_LIMITS='{"max_trials": 10000}'
 
-Empty database URLs default to SQLite files under ``data_dir``. Optuna keeps its own tables (one
-named ``trials`` too) and its own Alembic version table; ours is ``paretonas_alembic_version``, so
-on PostgreSQL both URLs may name the same database, while on SQLite they stay separate files (a
-worker holds the service file's write lock while it asks Optuna for a trial).
+Empty database URLs default to SQLite files under ``data_dir`` (separate files: a worker holds the
+service file's write lock while it asks Optuna for a trial). Our migrations use their own version
+table (``paretonas_alembic_version``) and never look at Optuna's tables, but Optuna has a table
+named ``trials`` too, so on PostgreSQL give Optuna its own database (docker/compose.yaml does) or
+its own schema in the same database, e.g. ``...?options=-csearch_path%3Doptuna``.
 
 Tests never rely on a module global: they build ``Settings(...)`` and hand it to the app factory,
 or call ``get_settings.cache_clear()`` after changing the environment.
