@@ -66,7 +66,8 @@ def _read_space(path: Path | None) -> Any:
     except OSError as exc:
         raise _Usage(f"--space: cannot read {str(path)!r} ({exc.strerror})") from None
     except yaml.YAMLError as exc:
-        raise _Usage(f"--space: {str(path)!r} is not valid JSON or YAML ({exc})") from None
+        detail = " ".join(str(exc).split())  # one line
+        raise _Usage(f"--space: {str(path)!r} is not valid JSON or YAML ({detail})") from None
 
 
 def _read_warm_start(path: Path | None) -> list[Any]:
