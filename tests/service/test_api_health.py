@@ -120,3 +120,24 @@ def test_serve_process(tmp_path: Path) -> None:
     assert code == -signal.SIGTERM
     assert "Application shutdown complete" in log_path.read_text()
     assert (tmp_path / "data" / "service.db").is_file()
+
+
+def test_serve_stops_workers_term_then_kill() -> None:
+    """--workers: a worker that exits on SIGTERM is left to exit; one that ignores it is killed."""
+    from service.commands.serve import _stop
+
+    ignores = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", f"{prefix}print('up', flush=True); time.sleep(60)"],
+            stdout=subprocess.PIPE,
+        )
+        for prefix in ("import time; ", ignores)
+    ]
+    for process in processes:  # both are running (and the second has its handler) before _stop
+        assert process.stdout is not None and process.stdout.readline() == b"up\n"
+    _stop(processes, grace=1.0)
+    assert [process.returncode for process in processes] == [-signal.SIGTERM, -signal.SIGKILL]
+    for process in processes:
+        assert process.stdout is not None
+        process.stdout.close()
