@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import optuna
@@ -28,8 +29,24 @@ def splits() -> Splits:
     return split_dataset(load_dataset("digits"), seed=0)
 
 
+_CREATED: list[StudyRef] = []
+
+
 def _ref() -> StudyRef:
-    return StudyRef(storage_url=MEMORY_URL, study_name=f"test-{uuid.uuid4().hex}")
+    """A study name no other test uses; deleted after the test."""
+    ref = StudyRef(storage_url=MEMORY_URL, study_name=f"test-engine-{uuid.uuid4().hex}")
+    _CREATED.append(ref)
+    return ref
+
+
+@pytest.fixture(autouse=True)
+def _delete_studies() -> Iterator[None]:
+    yield
+    storage = get_storage(MEMORY_URL)
+    while _CREATED:
+        ref = _CREATED.pop()
+        if ref.study_name in {s.study_name for s in optuna.get_all_study_summaries(storage)}:
+            optuna.delete_study(study_name=ref.study_name, storage=storage)
 
 
 def _config(**overrides: Any) -> SearchConfig:
