@@ -18,7 +18,7 @@ from typing import TypeVar
 
 from search import engine as search_engine
 from search.engine import TrialOutcome
-from service.worker.backoff import StopRequested, retry_transient
+from service.worker.backoff import Backoff, StopRequested, retry_transient
 from service.worker.claim import Claim, claim_next
 from service.worker.context import WorkerContext
 from service.worker.database import write_transaction
@@ -67,15 +67,28 @@ class Worker:
     def run(self) -> int:
         """Work until stopped; returns the process exit code (0)."""
         log.info("worker %s started on %s", self.ctx.worker_id, self.ctx.device)
+        errors = Backoff(max_seconds=self.ctx.db_retry_max_seconds)
         while not self.ctx.stop.is_set():
             try:
                 claim = self._next_claim()
             except StopRequested:
                 break
+            except Exception:
+                # Not a lost database (that is retried inside): e.g. two workers creating a fresh
+                # Optuna schema at once. Log it, wait, try again; a worker never dies of it.
+                delay = errors.next_delay()
+                log.exception("claiming a trial failed; trying again in %.1f s", delay)
+                self.ctx.stop.wait(delay)
+                continue
+            errors.reset()
             if claim is None:
                 self.ctx.stop.wait(self.options.poll_seconds)
                 continue
-            self.run_claim(claim)
+            try:
+                self.run_claim(claim)
+            except Exception:
+                # The trial's lease expires and any worker retries it (recovery).
+                log.exception("job %s trial %d: unexpected error", claim.job.job_id, claim.number)
             if self.options.once:
                 break
         log.info("worker %s stopped", self.ctx.worker_id)

@@ -27,7 +27,7 @@ BACKOFF_LINE = "database unavailable while"
     "db_backend", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
 )
 def test_worker_survives_a_database_that_comes_and_goes(service_db: ServiceDB) -> None:
-    job_id = create_job(service_db, n_trials=3, epochs=4)
+    job_id = create_job(service_db, n_trials=3, epochs=10)
     url = make_url(service_db.url)
     proxy = TcpProxy(port=free_port(), target=(url.host or "127.0.0.1", url.port or 5432))
     through_proxy = url.set(port=proxy.port).render_as_string(hide_password=False)

@@ -64,7 +64,7 @@ def _assert_front_matches_trials(db: ServiceDB, job_id: str) -> None:
 
 
 def test_sigkill_mid_trial_loses_nothing(service_db: ServiceDB) -> None:
-    job_id = create_job(service_db, n_trials=3, epochs=3)
+    job_id = create_job(service_db, n_trials=3, epochs=25)
     doomed = service_db.start_worker(name="doomed")
     row = wait_until(lambda: _running(service_db, job_id), what="a running trial", watch=doomed)
     doomed.signal(signal.SIGKILL)
@@ -89,7 +89,7 @@ def test_sigkill_mid_trial_loses_nothing(service_db: ServiceDB) -> None:
 
 
 def test_sigterm_releases_the_trial_and_exits_zero(service_db: ServiceDB) -> None:
-    job_id = create_job(service_db, n_trials=2, epochs=3)
+    job_id = create_job(service_db, n_trials=2, epochs=25)
     worker = service_db.start_worker(name="terminated")
     wait_until(lambda: _running(service_db, job_id), what="a running trial", watch=worker)
     worker.signal(signal.SIGTERM)
@@ -111,7 +111,7 @@ def test_two_workers_share_a_job_up_to_its_parallelism(service_db: ServiceDB) ->
     workers = [service_db.start_worker(name=f"w{i}") for i in range(2)]
     for worker in workers:  # both poll before the job exists, so both get work
         wait_until(lambda w=worker: "started on cpu" in w.log(), what="start", watch=worker)
-    job_id = create_job(service_db, n_trials=4, parallelism=2, epochs=2)
+    job_id = create_job(service_db, n_trials=4, parallelism=2, epochs=10)
     most_running = 0
 
     def done() -> bool:
@@ -132,7 +132,7 @@ def test_two_workers_share_a_job_up_to_its_parallelism(service_db: ServiceDB) ->
 
 
 def test_cancel_stops_the_running_trial(service_db: ServiceDB) -> None:
-    job_id = create_job(service_db, n_trials=3, epochs=200)
+    job_id = create_job(service_db, n_trials=3, epochs=5000)
     worker = service_db.start_worker(name="cancelled")
     wait_until(lambda: _running(service_db, job_id), what="a running trial", watch=worker)
     service_db.cancel(job_id)
