@@ -187,3 +187,25 @@ def test_sampling_is_uniform_over_the_declared_choices() -> None:
     space = default_space()
     seen = {sample_params(space, lambda n, c: rng.choice(c))["layers.0.kind"] for _ in range(60)}
     assert seen == {"full", "bilinear", "lowrank"}
+
+
+def test_cnn_space_decodes_convolutions_with_conditional_decomposition() -> None:
+    space = parse_space({
+        "backbone": "cnn", "depth": 1, "kinds": ["bilinear"], "multipliers": [1],
+        "lowrank": {"decompositions": ["channel", "spatial"]},
+        "convs": [{"kinds": ["full", "lowrank"], "multipliers": [0.5, 1], "pool": True}],
+    })
+    every = _all_params(space)
+    # conv: full, or lowrank x 2 decompositions = 3 variants, x 2 multipliers
+    assert len(every) == 6
+    assert {"convs.0.kind": "lowrank", "convs.0.multiplier": 0.5,
+            "convs.0.decomposition": "spatial"} in every
+    for params in every:
+        spec = decode(space, params, **DIGITS)
+        (conv,) = spec.convs
+        assert (conv.kind, conv.pool, conv.kernel_size) == (params["convs.0.kind"], True, 3)
+        assert conv.decomposition == params.get("convs.0.decomposition", "channel")
+        assert encode(space, spec) == params
+    assert check_space(space, **DIGITS) == max(
+        count_params(decode(space, p, **DIGITS)) for p in every
+    )
