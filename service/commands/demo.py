@@ -1,50 +1,242 @@
-"""`paretonas demo` (search-free, initial version): build every layer kind, run it, print costs.
+"""`paretonas demo` (`bash scripts/demo.sh`): the whole service on one machine, end to end.
 
-The full service demo replaces this later; for now it shows the layer table and, on a digits-sized
-input (1 x 8 x 8, 10 classes), a small model per kind with its exact parameter/MAC counts checked
-against the built module and a forward pass.
+    paretonas demo                       # API + one worker on SQLite at 127.0.0.1:8000
+    paretonas demo --exit-when-done      # stop once the search has ended (tests, CI)
+
+Migrates the database, creates an API key and prints it, starts ``paretonas serve --workers 1`` (the
+API and one embedded CPU worker), submits a search on the built-in digits dataset through the HTTP
+API, prints where to look (API docs, curl lines), follows the job until it ends (trials done, front
+size, hypervolume), prints the Pareto front, and keeps serving until Ctrl-C. The service's own log
+goes to ``<data dir>/demo-serve.log``. The layer kinds and their costs: ``paretonas layers``.
 """
 
 from __future__ import annotations
 
-import torch
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
 
-from models import build_model, count_macs, count_params
-from models.spec import ArchSpec, ConvSpec, LayerSpec
-from service.commands.layers import layer_costs, render_table
+from service.db import migrations
+from service.db.engine import make_engine, write_session
+from service.keys import create_key
+from service.settings import get_settings
 
-__all__ = ["demo", "demo_specs"]
+__all__ = ["demo"]
+
+ENDED = ("succeeded", "failed", "cancelled")
 
 
-def demo_specs(base_channels: int = 16) -> dict[str, ArchSpec]:
-    """One digits-sized network per layer kind."""
-    def mlp(kind: str) -> ArchSpec:
-        return ArchSpec(input_shape=(1, 8, 8), num_classes=10, base_channels=base_channels,
-                        layers=(LayerSpec(kind=kind),), classifier=LayerSpec(kind=kind))
+def demo(
+    host: Annotated[str, typer.Option(help="Address the API binds to.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the API.")] = 8000,
+    n_trials: Annotated[int, typer.Option(min=1, help="Trials of the demo search.")] = 12,
+    epochs: Annotated[int, typer.Option(min=1, help="Training epochs per trial.")] = 8,
+    exit_when_done: Annotated[
+        bool, typer.Option("--exit-when-done", help="Stop when the search ends (else Ctrl-C).")
+    ] = False,
+) -> None:
+    """Run the API and a worker, submit a search on digits, follow it, print its Pareto front."""
+    settings = get_settings()
+    _check_port_free(host, port)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    migrations.upgrade(settings.database_url)
+    key = _create_key(settings.database_url)
+    base = f"http://{host}:{port}"
+    typer.echo(f"database     {settings.database_url}")
+    typer.echo(f"optuna       {settings.optuna_storage}")
+    typer.echo(f"API key      {key}   (shown once; only its sha256 is stored)")
+    log_path = settings.data_dir / "demo-serve.log"
+    server = _start_server(host=host, port=port, log_path=log_path)
+    try:
+        _wait_healthy(base, server=server, log_path=log_path)
+        job = _submit(base, key=key, n_trials=n_trials, epochs=epochs)
+        _print_where_to_look(base, key=key, job_id=job["id"], log_path=log_path)
+        job = _follow(base, key=key, job_id=job["id"], server=server, log_path=log_path)
+        _print_front(_get(f"{base}/api/v1/jobs/{job['id']}/pareto", key=key))
+        if job["status"] != "succeeded":
+            typer.echo(f"the search ended {job['status']}: {job['error']}", err=True)
+            raise typer.Exit(1)
+        if not exit_when_done:
+            typer.echo(f"\nstill serving at {base} (docs: {base}/docs); Ctrl-C to stop")
+            server.wait()
+    except KeyboardInterrupt:
+        typer.echo("\nstopping (the worker releases its trial)...")
+    finally:
+        _stop_server(server)
 
-    return {
-        "mlp full": mlp("full"),
-        "mlp bilinear": mlp("bilinear"),
-        "mlp lowrank": mlp("lowrank"),
-        "cnn lowrank spatial + bilinear": ArchSpec(
-            input_shape=(1, 8, 8), num_classes=10, backbone="cnn", base_channels=base_channels,
-            convs=(ConvSpec(kind="lowrank", decomposition="spatial", rank=2, pool=True),),
-            layers=(LayerSpec(kind="bilinear"),)),
+
+def _check_port_free(host: str, port: int) -> None:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as error:
+            raise typer.BadParameter(
+                f"got {host}:{port}, which is in use ({error.strerror}); pick another, "
+                "e.g. --port 8001",
+                param_hint="--port",
+            ) from None
+
+
+def _create_key(database_url: str) -> str:
+    engine = make_engine(database_url)
+    try:
+        with write_session(engine) as session:
+            return create_key(session, name="demo").key
+    finally:
+        engine.dispose()
+
+
+def _start_server(*, host: str, port: int, log_path: Path) -> subprocess.Popen[bytes]:
+    """``paretonas serve --workers 1`` in its own process group, logging to ``log_path``."""
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "service.cli",
+                "serve",
+                "--host",
+                host,
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+                "--worker-grace",
+                "30",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            start_new_session=True,  # Ctrl-C reaches the demo only; it stops the server in order
+        )
+
+
+def _stop_server(server: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the server (it SIGTERMs its worker, which releases its trial), then wait."""
+    if server.poll() is None:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+
+
+def _request(url: str, *, key: str | None = None, body: Any = None) -> Any:
+    headers = {"Accept": "application/json"}
+    if key is not None:
+        headers["Authorization"] = f"Bearer {key}"
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    request = urllib.request.Request(url, data=data, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        detail = error.read().decode(errors="replace")
+        raise RuntimeError(
+            f"{request.get_method()} {url} answered {error.code}: {detail}"
+        ) from None
+
+
+def _get(url: str, *, key: str) -> Any:
+    return _request(url, key=key)
+
+
+def _wait_healthy(base: str, *, server: subprocess.Popen[bytes], log_path: Path) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            _fail(f"the server exited with {server.returncode}", log_path)
+        try:
+            _request(f"{base}/healthz")
+            return
+        except (OSError, RuntimeError):
+            time.sleep(0.2)
+    _fail("the server did not answer /healthz within 120 s", log_path)
+
+
+def _submit(base: str, *, key: str, n_trials: int, epochs: int) -> dict[str, Any]:
+    body = {
+        "dataset": "digits",
+        "n_trials": n_trials,
+        "seed": 0,
+        "parallelism": 1,
+        "train": {"epochs": epochs, "finetune_epochs": 1},
     }
+    job: dict[str, Any] = _request(f"{base}/api/v1/jobs", key=key, body=body)
+    typer.echo(f"submitted    {job['id']}: {n_trials} trials on digits, {epochs} epochs each")
+    return job
 
 
-def demo(seed: int = typer.Option(0, help="torch seed for the random weights and inputs")) -> None:
-    """Layer cost table, then every kind built and run on a digits-sized batch."""
-    typer.echo(render_table(layer_costs(channels=16, hw=(8, 8))))
+def _print_where_to_look(base: str, *, key: str, job_id: str, log_path: Path) -> None:
+    jobs = f"{base}/api/v1/jobs/{job_id}"
+    typer.echo(f"API docs     {base}/docs")
+    typer.echo(f"service log  {log_path}")
+    typer.echo(f"the job      curl -H 'Authorization: Bearer {key}' {jobs}")
+    typer.echo(f"its front    curl -H 'Authorization: Bearer {key}' {jobs}/pareto")
+    typer.echo(f"its trials   curl -H 'Authorization: Bearer {key}' {jobs}/trials")
     typer.echo("")
-    torch.manual_seed(seed)
-    x = torch.randn(4, 1, 8, 8)
-    for name, spec in demo_specs().items():
-        model = build_model(spec).eval()
-        with torch.no_grad():
-            logits = model(x)
-        held = sum(p.numel() for p in model.parameters())
-        check = "ok" if held == count_params(spec) else f"MISMATCH (model holds {held})"
-        typer.echo(f"{name:<32} params {count_params(spec):>9,} ({check})  "
-                   f"MACs {count_macs(spec):>9,}  logits {tuple(logits.shape)}")
+
+
+def _follow(
+    base: str, *, key: str, job_id: str, server: subprocess.Popen[bytes], log_path: Path
+) -> dict[str, Any]:
+    """Print a line whenever the job's counts change; return the job once it has ended."""
+    last = None
+    while True:
+        if server.poll() is not None:
+            _fail(f"the server exited with {server.returncode}", log_path)
+        job: dict[str, Any] = _get(f"{base}/api/v1/jobs/{job_id}", key=key)
+        counts = job["trials"]
+        state = (job["status"], counts["complete"], counts["running"], counts["failed"])
+        if state != last:
+            last = state
+            hv = "-" if job["hypervolume"] is None else f"{job['hypervolume']:.4f}"
+            typer.echo(
+                f"{job['status']:<9}  trials {counts['complete']}/{job['n_trials']} complete, "
+                f"{counts['running']} running, {counts['failed']} failed   "
+                f"front {job['front_size']}   hypervolume {hv}"
+            )
+        if job["status"] in ENDED:
+            return job
+        time.sleep(0.5)
+
+
+def _kinds(spec: dict[str, Any]) -> str:
+    layers = spec.get("layers") or []
+    return " ".join(f"{layer.get('kind')}x{layer.get('multiplier')}" for layer in layers)
+
+
+def _print_front(pareto: dict[str, Any]) -> None:
+    members = pareto["members"]
+    typer.echo(f"\nPareto front of {pareto['job_id']} ({len(members)} members, by parameters):")
+    typer.echo(f"{'trial':>5}  {'val acc':>7}  {'test acc':>8}  {'params':>9}  {'MACs':>9}  layers")
+    for m in members:
+        test = "-" if m["test_accuracy"] is None else f"{m['test_accuracy']:.4f}"
+        macs = "-" if m["macs"] is None else f"{m['macs']:,}"
+        typer.echo(
+            f"{m['trial_number']:>5}  {m['val_accuracy']:>7.4f}  {test:>8}  {m['params']:>9,}  "
+            f"{macs:>9}  {_kinds(m['spec'])}"
+        )
+
+
+def _fail(message: str, log_path: Path) -> None:
+    tail = log_path.read_text(errors="replace").splitlines()[-20:] if log_path.exists() else []
+    typer.echo(f"{message}; the last lines of {log_path}:", err=True)
+    for line in tail:
+        typer.echo(f"  {line}", err=True)
+    raise typer.Exit(1)
