@@ -12,6 +12,7 @@ goes to ``<data dir>/demo-serve.log``. The layer kinds and their costs: ``pareto
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -123,14 +124,24 @@ def _start_server(*, host: str, port: int, log_path: Path) -> subprocess.Popen[b
 
 
 def _stop_server(server: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the server (it SIGTERMs its worker, which releases its trial), then wait."""
-    if server.poll() is None:
-        server.send_signal(signal.SIGTERM)
+    """SIGTERM the server's whole process group: the API stops, and the worker releases its trial
+    and exits. (uvicorn re-raises SIGTERM after shutting down, so a server that was only sent
+    SIGTERM itself would die before stopping its workers.) SIGKILL whatever is left after 60 s."""
+    group = server.pid
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(group, signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        server.poll()  # reap the server so the group can empty
         try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGKILL)
+    server.wait()
 
 
 def _request(url: str, *, key: str | None = None, body: Any = None) -> Any:

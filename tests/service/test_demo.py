@@ -77,6 +77,20 @@ def test_demo_runs_a_search_to_the_end_and_prints_its_front(tmp_path: Path) -> N
     )
     assert sorted(members) == sorted(p.number for p in front)
     assert printed == list(members)
+    assert _processes_with(f"PARETONAS_DATA_DIR={tmp_path}") == []  # the worker stopped too
     with socket.socket() as sock:  # the API stopped with the demo: nothing listens on its port
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", port))
+
+
+def _processes_with(variable: str) -> list[int]:
+    """Pids of live processes whose environment holds ``variable`` (NAME=value)."""
+    needle = variable.encode() + b"\0"
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if needle in environ.read_bytes() + b"\0":
+                found.append(int(environ.parent.name))
+        except OSError:
+            continue
+    return found
