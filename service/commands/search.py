@@ -132,7 +132,8 @@ def _run_trials(*, ref: StudyRef, config: SearchConfig, splits: Splits,
             progress.console.print(
                 f"trial {outcome.number}: {outcome.state} val {outcome.val_accuracy:.4f} "
                 f"params {outcome.params:,}{'' if outcome.feasible else ' (over max_params)'} "
-                f"({outcome.train_seconds:.1f} s) {report.describe(outcome.spec_json)}"
+                f"({outcome.train_seconds:.1f} s) {report.describe(outcome.spec_json)}",
+                markup=False, highlight=False, soft_wrap=True,
             )
     return done
 
