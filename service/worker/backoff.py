@@ -54,7 +54,7 @@ class Backoff:
 
     def next_delay(self) -> float:
         """The delay before the next attempt; each call doubles it up to the cap."""
-        delay = min(self.max_seconds, self.initial * (2**self.failures))
+        delay = min(self.max_seconds, self.initial * float(2**self.failures))
         self.failures += 1
         return delay
 

@@ -71,7 +71,7 @@ def claim_next(ctx: WorkerContext) -> Claim | None:
 
 
 def _prepare(
-    ctx: WorkerContext, job: Row[Any], *, connection: Connection | None = None
+    ctx: WorkerContext, job: Row[*tuple[Any, ...]], *, connection: Connection | None = None
 ) -> JobContext | None:
     """The job's context; a job whose stored config is refused is failed (None).
 
@@ -96,7 +96,7 @@ def _prepare(
         return None
 
 
-def _job_with_room(*, lock: bool = False) -> Select[Any]:
+def _job_with_room(*, lock: bool = False) -> Select[*tuple[Any, ...]]:
     """The oldest job with room; ``lock``: FOR UPDATE SKIP LOCKED (PostgreSQL)."""
     query = (
         select(

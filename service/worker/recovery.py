@@ -95,7 +95,9 @@ def reap_expired(ctx: WorkerContext) -> int:
     return reaped
 
 
-def lock_job(connection: Connection, *, job_id: str, skip_locked: bool = False) -> Row[Any] | None:
+def lock_job(
+    connection: Connection, *, job_id: str, skip_locked: bool = False
+) -> Row[*tuple[Any, ...]] | None:
     """The job row, locked for this transaction (FOR UPDATE on PostgreSQL; SQLite: the file)."""
     query = select(Job.id, Job.status, Job.study_name, Job.n_trials, Job.cancel_requested).where(
         Job.id == job_id
