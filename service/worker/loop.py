@@ -24,7 +24,13 @@ from service.worker.context import WorkerContext
 from service.worker.database import write_transaction
 from service.worker.lease import Heartbeat
 from service.worker.record import LeaseLost, record_complete, record_stopped
-from service.worker.recovery import LostTrial, fail_and_retry, lock_job, reap_expired
+from service.worker.recovery import (
+    LostTrial,
+    fail_and_retry,
+    lock_job,
+    reap_expired,
+    settle_cancelled,
+)
 
 __all__ = ["Worker", "WorkerOptions"]
 
@@ -97,6 +103,9 @@ class Worker:
     def _next_claim(self) -> Claim | None:
         self._retry(
             lambda: reap_expired(self.ctx), what="reaping expired leases", stop=self.ctx.stop
+        )
+        self._retry(
+            lambda: settle_cancelled(self.ctx), what="ending cancelled jobs", stop=self.ctx.stop
         )
         return self._retry(
             lambda: claim_next(self.ctx), what="claiming a trial", stop=self.ctx.stop

@@ -37,6 +37,7 @@ __all__ = [
     "lock_job",
     "match_retry",
     "reap_expired",
+    "settle_cancelled",
 ]
 
 log = logging.getLogger("paretonas.worker")
@@ -93,6 +94,21 @@ def reap_expired(ctx: WorkerContext) -> int:
                     fail_and_retry(connection, ctx=ctx, ref=ref, trial=trial, always_retry=False)
                     reaped += 1
     return reaped
+
+
+def settle_cancelled(ctx: WorkerContext) -> int:
+    """End running jobs whose cancel was asked while none of their trials ran; returns how many.
+
+    (A cancel that finds a trial running is ended by that trial's worker when it stops.)
+    """
+    now = utcnow()
+    with write_transaction(ctx.engine) as connection:
+        result = connection.execute(
+            update(Job)
+            .where(Job.status == "running", Job.cancel_requested.is_(True), Job.n_running == 0)
+            .values(status="cancelled", finished_at=now, updated_at=now)
+        )
+    return int(result.rowcount)
 
 
 def lock_job(

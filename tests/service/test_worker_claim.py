@@ -18,7 +18,7 @@ from service.worker.claim import Claim, claim_next
 from service.worker.context import WorkerContext
 from service.worker.database import worker_engine, write_transaction
 from service.worker.record import LeaseLost, record_complete
-from service.worker.recovery import LostTrial, fail_and_retry, lock_job
+from service.worker.recovery import LostTrial, fail_and_retry, lock_job, settle_cancelled
 from tests.service import test_worker_support as support
 from tests.service.test_worker_support import (
     ServiceDB,
@@ -250,4 +250,18 @@ def test_a_job_with_a_refused_config_fails_with_the_reason(service_db: ServiceDB
         "config_json: dataset: got 'nope'; allowed: digits, mnist, fashion-mnist, cifar10, "
         "cifar100, npz",
     )
+    ctx.engine.dispose()
+
+
+def test_a_cancel_between_trials_ends_the_job(service_db: ServiceDB) -> None:
+    ctx = _context(service_db)
+    job_id = create_job(service_db, n_trials=3)
+    claim = _claim(ctx)
+    record_complete(ctx, claim=claim, outcome=_outcome(claim, accuracy=0.5, params=100))
+    service_db.cancel(job_id)  # running, but no trial runs: no worker would stop one
+    assert claim_next(ctx) is None
+    assert settle_cancelled(ctx) == 1
+    job = service_db.job(job_id)
+    assert (job.status, job.n_complete, job.finished_at is not None) == ("cancelled", 1, True)
+    assert settle_cancelled(ctx) == 0
     ctx.engine.dispose()
