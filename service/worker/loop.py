@@ -18,6 +18,7 @@ from typing import TypeVar
 
 from search import engine as search_engine
 from search.engine import TrialOutcome
+from search.trainer import EpochReport
 from service.worker.backoff import Backoff, StopRequested, retry_transient
 from service.worker.claim import Claim, claim_next
 from service.worker.context import WorkerContext
@@ -116,6 +117,7 @@ class Worker:
         job = claim.job
         outcome: TrialOutcome | None = None
         reason = ""
+        epochs: list[EpochReport] = []
         with Heartbeat(self.ctx, trial_id=claim.trial_id, job_id=job.job_id) as heartbeat:
             try:
                 outcome = search_engine.run_ticket(
@@ -123,7 +125,7 @@ class Worker:
                     config=job.config,
                     splits=job.splits,
                     device=self.ctx.device,
-                    on_epoch=lambda _report: heartbeat.keep_going(),
+                    on_epoch=lambda report: _note(epochs, report) and heartbeat.keep_going(),
                 )
             except Exception as error:
                 log.exception("job %s trial %d: training raised", job.job_id, claim.number)
@@ -150,8 +152,20 @@ class Worker:
                 what="recording a stopped trial",
                 stop=self._never,
             )
-            log.info("job %s trial %d stopped (job %s)", job.job_id, claim.number, status)
+            log.info(
+                "job %s trial %d stopped after epoch %s (job %s)",
+                job.job_id,
+                claim.number,
+                _epoch_text(epochs),
+                status,
+            )
         else:
+            log.info(
+                "job %s trial %d released after epoch %s",
+                job.job_id,
+                claim.number,
+                _epoch_text(epochs),
+            )
             self._fail(
                 claim,
                 reason=f"released by worker {self.ctx.worker_id} on shutdown",
@@ -218,3 +232,13 @@ class Worker:
         return retry_transient(
             step, what=what, stop=stop, max_seconds=self.ctx.db_retry_max_seconds
         )
+
+
+def _note(epochs: list[EpochReport], report: EpochReport) -> bool:
+    """Keep the last epoch report (for the log); always True."""
+    epochs[:] = [report]
+    return True
+
+
+def _epoch_text(epochs: list[EpochReport]) -> str:
+    return f"{epochs[-1].epoch}/{epochs[-1].epochs_total}" if epochs else "0"

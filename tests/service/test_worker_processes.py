@@ -7,6 +7,7 @@ retries failing its job is tested in-process, in test_worker_claim.py.)
 from __future__ import annotations
 
 import json
+import re
 import signal
 
 from sqlalchemy import select
@@ -141,6 +142,8 @@ def test_cancel_stops_the_running_trial(service_db: ServiceDB) -> None:
     )
     (stopped,) = service_db.trials(job_id)
     assert (stopped.state, stopped.error) == ("stopped", "job cancelled or ended")
+    epoch = re.search(rf"job {job_id} trial 0 stopped after epoch (\d+)/5000", worker.log())
+    assert epoch is not None and int(epoch[1]) < 5000, worker.log()
     job = service_db.job(job_id)
     assert (job.n_complete, job.n_running, job.finished_at is not None) == (0, 0, True)
     worker.signal(signal.SIGTERM)
