@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from typing import Annotated
@@ -45,6 +46,9 @@ def serve(
         subprocess.Popen([sys.executable, "-m", "service.cli", "worker", "--device", worker_device])
         for _ in range(workers)
     ]
+    # uvicorn re-raises the SIGTERM it caught once it has shut down; turn that into SystemExit so
+    # the `finally` below still stops the workers instead of leaving them orphaned.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         uvicorn.run(
             create_app(settings),
@@ -54,6 +58,10 @@ def serve(
         )
     finally:
         _stop(processes, grace=worker_grace)
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _check_migrated(url: str) -> None:
