@@ -78,7 +78,7 @@ def compare(
     model = build_model(spec)
     n_params = sum(p.numel() for p in model.parameters())
     warm = TrainConfig.from_dict({**config.to_dict(), "epochs": 1})
-    train(copy.deepcopy(model), spec, splits, warm)
+    train(copy.deepcopy(model), spec, splits, warm, cpu_threads=None)
     textbook_loop(copy.deepcopy(model), splits, warm)
 
     baseline_s = ours_s = float("inf")
@@ -87,7 +87,7 @@ def compare(
         baseline_acc = textbook_loop(copy.deepcopy(model), splits, config)
         baseline_s = min(baseline_s, time.perf_counter() - start)
         start = time.perf_counter()
-        result = train(copy.deepcopy(model), spec, splits, config)
+        result = train(copy.deepcopy(model), spec, splits, config, cpu_threads=None)
         ours_s = min(ours_s, time.perf_counter() - start)
     ours, base = samples / ours_s, samples / baseline_s
     print(f"{label} (best of {rounds} alternating rounds): {n_params} params, "
