@@ -24,19 +24,23 @@ SQLITE_BUSY_MS = 30_000
 _IMMEDIATE = "paretonas_sqlite_immediate"
 
 
-def make_engine(url: str, *, pool_size: int = 5) -> Engine:
-    """An engine for ``url``; creates the parent directory of a SQLite file."""
+def make_engine(url: str, *, pool_size: int = 5, sqlite_immediate: bool = False) -> Engine:
+    """An engine for ``url``; creates the parent directory of a SQLite file.
+
+    ``sqlite_immediate``: every transaction on SQLite begins IMMEDIATE (the workers' engine),
+    not only those of ``write_session``.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_MS / 1000})
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, always_immediate=sqlite_immediate)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=5)
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, *, always_immediate: bool) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # no implicit BEGIN from the sqlite3 module
@@ -48,7 +52,7 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        immediate = connection.get_execution_options().get(_IMMEDIATE, False)
+        immediate = connection.get_execution_options().get(_IMMEDIATE, always_immediate)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 

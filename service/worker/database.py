@@ -12,13 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine
+
+from service.db.engine import make_engine
 
 __all__ = ["is_postgres", "utcnow", "worker_engine", "write_transaction"]
-
-SQLITE_BUSY_MS = 30_000
 
 
 def utcnow() -> datetime:
@@ -33,28 +32,7 @@ def is_postgres(engine: Engine | Connection) -> bool:
 
 def worker_engine(url: str, *, pool_size: int = 3) -> Engine:
     """An engine for one worker process: a connection for the loop, one for the heartbeat."""
-    if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_MS / 1000})
-        _sqlite_immediate(engine)
-        return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=2)
-
-
-def _sqlite_immediate(engine: Engine) -> None:
-    """Let SQLAlchemy, not the sqlite3 module, emit BEGIN, and make it BEGIN IMMEDIATE."""
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None  # no implicit BEGIN from the driver
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    return make_engine(url, pool_size=pool_size, sqlite_immediate=True)
 
 
 @contextmanager
