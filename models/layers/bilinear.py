@@ -8,9 +8,18 @@ Parameters: C_in*C_out*(d1*k1 + d2*k2) + C_out*k1*k2. With X flattened row-major
 one channel pair is the dense layer with weight kron(U^T, V^T) (k1*k2 x d1*d2).
 
 Evaluation: a few large matrix products, in the cheaper order (models.costs.bilinear_order).
-For C_in = C_out = 1 it is two GEMMs on views, (d1*N, d2) @ (d2, k2) then (k1, d1) @ (d1, N*k2)
-(or the left order), with the output left "p-major" in memory so that stacked layers never copy
-(models.layers.bilinear_gemm). Several channels use two einsum contractions.
+For C_in = C_out = 1 (the layer the search uses most) it is one plain GEMM and one batched GEMM on
+the batch-major tensors, with no copy and no transpose of activations or gradients:
+
+- right order: T = X V as (N*d1, d2) @ (d2, k2) (the batch folds into the rows), then
+  Y_n = U^T T_n as a bmm with U^T broadcast over the batch (stride 0, never materialised);
+- left order: Z_n = U^T X_n (bmm, broadcast), then Y = Z V as (N*k1, d2) @ (d2, k2).
+
+Autograd derives the backward from these ops: two plain GEMMs, one broadcast bmm and one bmm whose
+(N, ., .) result is summed over the batch for dU. An earlier version kept activations "p-major"
+((d1, N, d2) in memory) to make every product a plain GEMM; its transposing copies read with a 4 KiB
+stride and cost more than they saved (tests/benchmarks/bench_bilinear.py). Several channels use two
+einsum contractions.
 
 Initialisation (He-style, for ReLU stacks). With U, V independent, zero mean,
 Var(Y) = C_in * d1 * d2 * Var(U) * Var(V) * E[X^2] (cross terms vanish). After a ReLU,
@@ -28,7 +37,6 @@ from torch import Tensor, nn
 
 from models.costs import bilinear_order
 from models.errors import SpecError
-from models.layers.bilinear_gemm import pair_projection
 
 __all__ = ["BilinearProjection", "bilinear_projection"]
 
@@ -39,11 +47,8 @@ def bilinear_projection(x: Tensor, u: Tensor, v: Tensor, bias: Tensor | None) ->
     c_out, c_in, d1, k1 = u.shape
     d2, k2 = v.shape[2], v.shape[3]
     order = bilinear_order(in_grid=(d1, d2), out_grid=(k1, k2))
-    if c_in == 1 and c_out == 1:  # two GEMMs, bias fused (models.layers.bilinear_gemm)
-        # squeeze/view, not x[:, 0]: a select's backward would allocate and copy a zero tensor.
-        y = pair_projection(x.squeeze(1), u.view(d1, k1), v.view(d2, k2),
-                            None if bias is None else bias.view(k1, k2), right=order == "right")
-        return y.unsqueeze(1)  # (N, 1, k1, k2)
+    if c_in == 1 and c_out == 1:
+        return _single_pair(x, u.view(d1, k1), v.view(d2, k2), bias, right=order == "right")
     if order == "right":
         t = torch.einsum("nipq,oiqs->noips", x, v)  # (N, C_out, C_in, d1, k2)
         y = torch.einsum("oipr,noips->nors", u, t)  # (N, C_out, k1, k2)
@@ -53,6 +58,22 @@ def bilinear_projection(x: Tensor, u: Tensor, v: Tensor, bias: Tensor | None) ->
     if bias is not None:
         y = y + bias  # (N, C_out, k1, k2) + (C_out, k1, k2)
     return y
+
+
+def _single_pair(x: Tensor, u: Tensor, v: Tensor, bias: Tensor | None, *, right: bool) -> Tensor:
+    """One channel pair: x (N, 1, d1, d2), u (d1, k1), v (d2, k2), bias (1, k1, k2) or None."""
+    n, _, d1, d2 = x.shape
+    k1, k2 = u.shape[1], v.shape[1]
+    u_t = u.t().expand(n, k1, d1)  # (N, k1, d1), stride 0 over N: no copy
+    if right:
+        t = torch.mm(x.reshape(n * d1, d2), v)  # (N*d1, d2) @ (d2, k2) -> (N*d1, k2)
+        y = torch.bmm(u_t, t.view(n, d1, k2))  # (N, k1, d1) @ (N, d1, k2) -> (N, k1, k2)
+    else:
+        z = torch.bmm(u_t, x.reshape(n, d1, d2))  # (N, k1, d1) @ (N, d1, d2) -> (N, k1, d2)
+        y = torch.mm(z.view(n * k1, d2), v).view(n, k1, k2)  # (N*k1, d2) @ (d2, k2)
+    if bias is not None:
+        y.add_(bias.view(k1, k2))  # in place: neither product's backward needs y
+    return y.unsqueeze(1)  # (N, 1, k1, k2)
 
 
 class BilinearProjection(nn.Module):

@@ -7,8 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from models.costs import bilinear_order
-from models.layers.bilinear import BilinearProjection
-from models.layers.bilinear_gemm import pair_projection
+from models.layers.bilinear import BilinearProjection, bilinear_projection
 
 # (in_grid, out_grid): the first is evaluated left-first, the second right-first.
 GRIDS = [((3, 4), (2, 5)), ((4, 3), (5, 2))]
@@ -84,22 +83,29 @@ def test_init_keeps_activation_second_moment_through_six_relu_layers() -> None:
     assert 0.25 <= ratio <= 4.0, ratio
 
 
-@pytest.mark.parametrize("right", [True, False])
-@pytest.mark.parametrize("p_major", [False, True])
-def test_two_gemm_pair_gradients_match_finite_differences(right: bool, p_major: bool) -> None:
-    """The hand-written backward (four GEMMs) for contiguous and already-transposed inputs."""
+@pytest.mark.parametrize(("in_grid", "out_grid", "order"),
+                         [((4, 3), (6, 2), "right"), ((3, 4), (2, 6), "left")])
+@pytest.mark.parametrize("contiguous", [True, False])
+def test_single_pair_path_matches_matrix_products_and_finite_differences(
+    in_grid: tuple[int, int], out_grid: tuple[int, int], order: str, contiguous: bool
+) -> None:
+    """The one-channel fast path (mm + broadcast bmm) in both orders, on contiguous and strided
+    inputs: equal to U^T X V + B per sample, and its gradients pass gradcheck."""
+    assert bilinear_order(in_grid=in_grid, out_grid=out_grid) == order
+    (d1, d2), (k1, k2) = in_grid, out_grid
     torch.manual_seed(2)
-    x = torch.randn(5, 3, 4, dtype=torch.float64)
-    if p_major:  # memory laid out (d1, N, d2), as the previous bilinear layer leaves it
-        x = x.transpose(0, 1).contiguous().transpose(0, 1)
+    x = torch.randn(5, 1, d1, d2, dtype=torch.float64)
+    if not contiguous:  # e.g. a transposed view handed over by the previous layer
+        x = x.transpose(0, 2).contiguous().transpose(0, 2)
     x.requires_grad_()
-    u = torch.randn(3, 2, dtype=torch.float64, requires_grad=True)
-    v = torch.randn(4, 6, dtype=torch.float64, requires_grad=True)
-    b = torch.randn(2, 6, dtype=torch.float64, requires_grad=True)
-    torch.testing.assert_close(pair_projection(x, u, v, b, right=right), u.t() @ x @ v + b,
+    u = torch.randn(1, 1, d1, k1, dtype=torch.float64, requires_grad=True)
+    v = torch.randn(1, 1, d2, k2, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(1, k1, k2, dtype=torch.float64, requires_grad=True)
+    expected = u[0, 0].t() @ x[:, 0] @ v[0, 0] + b[0]  # (N, k1, k2)
+    torch.testing.assert_close(bilinear_projection(x, u, v, b)[:, 0], expected,
                                rtol=1e-12, atol=1e-12)
-    assert torch.autograd.gradcheck(lambda *a: pair_projection(*a, right=right), (x, u, v, b),
-                                    fast_mode=True)
+    assert torch.autograd.gradcheck(bilinear_projection, (x, u, v, b))
+    assert torch.autograd.gradcheck(lambda *a: bilinear_projection(*a, None), (x, u, v))
 
 
 def test_stack_of_single_channel_layers_matches_the_einsum_reference() -> None:
