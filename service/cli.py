@@ -1,35 +1,87 @@
-"""The `paretonas` command. Each sub-command lives in its own module under service/commands/."""
+"""The `paretonas` command. Each sub-command lives in its own module under service/commands/.
+
+Sub-command modules are imported only when that sub-command runs: `search`, `serve` and `worker`
+pull in torch, Optuna and scikit-learn (about 5 s of imports on a small machine), which
+`paretonas --help`, `paretonas keys list` or `paretonas db current` never need. The listing in
+`--help` comes from the one-line summaries in ``COMMANDS`` below.
+"""
 
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 
 import typer
+import typer.main
+from typer.core import TyperCommand, TyperGroup
+
+
+@dataclass(frozen=True)
+class _Command:
+    module: str  # under service.commands
+    attribute: str  # a Typer app (a sub-group) or a command function
+    summary: str  # the line `paretonas --help` shows
+
+
+COMMANDS: dict[str, _Command] = {
+    "db": _Command("db", "db", "Migrate the service database."),
+    "demo": _Command("demo", "demo", "The whole service on SQLite with a digits search."),
+    "keys": _Command("keys", "keys", "Create, list and revoke API keys."),
+    "layers": _Command("layers", "layers", "Parameters and MACs of every layer kind."),
+    "search": _Command("search", "search", "Run a search on this machine."),
+    "serve": _Command("serve", "serve", "The REST API, optionally with worker processes."),
+    "worker": _Command("worker", "worker", "Claim and train trials until stopped."),
+}
+
+
+def load_command(name: str) -> TyperCommand | TyperGroup:
+    """Import the module of sub-command ``name`` and build its click command."""
+    entry = COMMANDS[name]
+    target = getattr(importlib.import_module(f"service.commands.{entry.module}"), entry.attribute)
+    if not isinstance(target, typer.Typer):  # a command function: wrap it in a one-command app
+        function, target = target, typer.Typer(add_completion=False)
+        target.command(name)(function)
+    command = typer.main.get_command(target)
+    assert isinstance(command, TyperCommand | TyperGroup), type(command)
+    command.name = name
+    return command
+
+
+class _LazyGroup(TyperGroup):
+    """Lists sub-commands from ``COMMANDS``; imports one only when it is resolved to run."""
+
+    def list_commands(self, ctx: typer.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: typer.Context, cmd_name: str) -> TyperCommand | None:
+        # Used for listings (--help): a placeholder carrying the summary, nothing imported.
+        entry = COMMANDS.get(cmd_name)
+        if entry is None:
+            return None
+        return TyperCommand(cmd_name, help=entry.summary, short_help=entry.summary)
+
+    def resolve_command(
+        self, ctx: typer.Context, args: list[str]
+    ) -> tuple[str | None, TyperCommand | TyperGroup | None, list[str]]:
+        name = args[0]
+        if name not in COMMANDS:
+            ctx.fail(f"No such command '{name}'. Commands: {', '.join(sorted(COMMANDS))}.")
+        return name, load_command(name), args[1:]
+
 
 app = typer.Typer(
     name="paretonas",
+    cls=_LazyGroup,
     help="ParetoNAS: search for parameter-efficient networks (accuracy vs parameters).",
     no_args_is_help=True,
     add_completion=False,
 )
 
-# (module under service.commands, attribute): a Typer app (sub-group) or a command function.
-_COMMANDS: list[tuple[str, str]] = [
-    ("db", "db"),
-    ("demo", "demo"),
-    ("keys", "keys"),
-    ("layers", "layers"),
-    ("search", "search"),
-    ("serve", "serve"),
-    ("worker", "worker"),
-]
 
-for _module, _name in _COMMANDS:
-    _obj = getattr(importlib.import_module(f"service.commands.{_module}"), _name)
-    if isinstance(_obj, typer.Typer):
-        app.add_typer(_obj, name=_module)
-    else:
-        app.command(_module)(_obj)
+@app.callback()
+def _main() -> None:
+    """ParetoNAS: search for parameter-efficient networks (accuracy vs parameters)."""
+
 
 if __name__ == "__main__":  # pragma: no cover
     app()
