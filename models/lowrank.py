@@ -24,7 +24,7 @@ from models.errors import SpecError
 from models.layers.svd import SVDFactors
 from models.spec import ArchSpec
 
-__all__ = ["has_lowrank", "orthogonality_loss", "prune_model", "sparsity_loss"]
+__all__ = ["has_lowrank", "orthogonality_loss", "prune_model", "singular_values", "sparsity_loss"]
 
 
 def _factor_layers(model: nn.Module) -> list[SVDFactors]:
@@ -41,6 +41,11 @@ def _zero(model: nn.Module) -> Tensor:
 def has_lowrank(model: nn.Module) -> bool:
     """Whether ``model`` holds at least one SVD-trained layer."""
     return bool(_factor_layers(model))
+
+
+def singular_values(model: nn.Module) -> list[nn.Parameter]:
+    """The ``s`` Parameter of every low-rank layer (an optimizer may treat them apart)."""
+    return [layer.s for layer in _factor_layers(model)]
 
 
 def orthogonality_loss(model: nn.Module) -> Tensor:

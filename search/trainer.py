@@ -93,8 +93,7 @@ class _Run:
         extra_loss: Callable[[nn.Module], Tensor | None],
     ) -> None:
         """Run ``epochs`` epochs with a fresh optimizer; stop early when the callback says so."""
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        optimizer = make_optimizer(params, config=self.config, lr=lr, device=self.device)
+        optimizer = make_optimizer(self.model, config=self.config, lr=lr, device=self.device)
         steps_per_epoch = -(-self.data.train_x.shape[0] // self.config.batch_size)
         total_steps = epochs * steps_per_epoch
 

@@ -86,18 +86,23 @@ class SVDFactors(nn.Module):
         self.reset_factors()
 
     def reset_factors(self) -> None:
-        """Random orthonormal U, V (QR of Gaussians) and a flat spectrum with He scale.
+        """The SVD of a He-initialised dense weight (normal, Var(W_ij) = 2 / fan_in), truncated to
+        rank r: at full rank the layer starts as exactly a He-initialised dense layer, as the paper
+        starts from the decomposition of a dense one.
 
-        A dense He init has Var(W_ij) = 2 / fan_in; U diag(s) V^T with orthonormal columns and
-        s_j = sqrt(2 m n / (r fan_in)) has the same mean square entry r s^2 / (m n), and the
-        orthogonality loss starts at 0.
+        U and V come out orthonormal (the orthogonality loss starts at 0) and s has the spread
+        spectrum of a random matrix. A flat spectrum (every s_j equal) would be a stationary point
+        of the Hoyer regulariser ||s||_1 / ||s||_2, where it is largest and its gradient is zero:
+        training from there never sparsified s.
         """
         with torch.no_grad():
-            for p in (self.U, self.V):
-                q, _ = torch.linalg.qr(torch.randn(p.shape, device=p.device, dtype=torch.float64))
-                p.copy_(q)
+            w = torch.randn(self.m, self.n, device=self.s.device, dtype=torch.float64)
+            w *= math.sqrt(2.0 / self._fan_in)  # (m, n)
+            u, s, vh = torch.linalg.svd(w, full_matrices=False)  # (m, k), (k,), (k, n)
             r = self.rank
-            self.s.fill_(math.sqrt(2.0 * self.m * self.n / (r * self._fan_in)))
+            self.U.copy_(u[:, :r])
+            self.s.copy_(s[:r])
+            self.V.copy_(vh[:r].t())
 
     @property
     def rank(self) -> int:

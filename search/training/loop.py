@@ -10,10 +10,12 @@ import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from models.lowrank import singular_values
 from search.datasets import ArrayPair, Splits
 from search.training.config import TrainConfig
 
@@ -64,15 +66,35 @@ class DeviceSplits:
 
 
 def make_optimizer(
-    params: list[nn.Parameter], *, config: TrainConfig, lr: float, device: torch.device
+    model: nn.Module, *, config: TrainConfig, lr: float, device: torch.device
 ) -> torch.optim.Optimizer:
-    """The configured optimizer; fused kernels where PyTorch has them for the device."""
+    """The configured optimizer over the model's trainable parameters; fused kernels where
+    PyTorch has them for the device.
+
+    The singular values ``s`` of each SVD-trained layer get a group of their own whose learning
+    rate is scaled by their root mean square (``group["lr_scale"]``, applied by ``run_epoch``):
+    Adam moves a parameter by about lr per step whatever its size, and s_j ~ 5 at a He scale, so
+    at the plain lr they could move by well under one over a search trial's few hundred steps and
+    the sparsity term could not drive any of them towards 0. Scaled, s changes at a relative rate
+    like that of U and V (never below the plain lr: the scale is at least 1).
+    """
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    spectra = {id(s): s for s in singular_values(model) if s.requires_grad}
+    groups: list[dict[str, Any]] = [
+        {"params": [p for p in trainable if id(p) not in spectra], "lr_scale": 1.0}
+    ]
+    for s in spectra.values():
+        rms = float(s.detach().square().mean().sqrt())
+        groups.append({"params": [s], "lr_scale": max(rms, 1.0)})
+    groups = [g for g in groups if g["params"]]
+    for group in groups:
+        group["lr"] = lr * group["lr_scale"]
     fused = device.type in ("cpu", "cuda")
     if config.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True,
+        return torch.optim.SGD(groups, lr=lr, momentum=0.9, nesterov=True,
                                weight_decay=config.weight_decay, fused=fused)
     optimizer_cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-    return optimizer_cls(params, lr=lr, weight_decay=config.weight_decay, fused=fused)
+    return optimizer_cls(groups, lr=lr, weight_decay=config.weight_decay, fused=fused)
 
 
 def lr_at(*, step: int, total_steps: int, peak: float, schedule: str) -> float:
@@ -110,7 +132,7 @@ def run_epoch(
     for start in range(0, n, batch_size):
         idx = order[start : start + batch_size]  # (b,)
         for group in optimizer.param_groups:
-            group["lr"] = lr_of_step(step)
+            group["lr"] = lr_of_step(step) * group.get("lr_scale", 1.0)  # see make_optimizer
         with _autocast(device):
             logits = model(x_all.index_select(0, idx))  # (b, num_classes)
             loss = nn.functional.cross_entropy(logits, y_all.index_select(0, idx))

@@ -126,3 +126,22 @@ def test_rank_above_min_is_refused_by_the_layer() -> None:
     assert str(err.value) == (
         "rank: rank must be <= min(m, n) = 64 and >= 1; got rank=96, m=128, n=64"
     )
+
+
+@pytest.mark.parametrize("layer", [
+    pytest.param(lambda: LowRankLinear(48, 96, dtype=F64), id="linear"),
+    pytest.param(lambda: LowRankConv2d(8, 16, kernel_size=3, dtype=F64), id="conv-channel"),
+])
+def test_initial_factors_are_the_svd_of_a_he_initialised_dense_weight(layer: object) -> None:
+    """Orthonormal U, V; a spread spectrum (not flat: a flat one is a stationary point of Hoyer,
+    whose gradient then vanishes); entries of U diag(s) V^T with the He variance 2 / fan_in."""
+    torch.manual_seed(0)
+    module = layer()  # type: ignore[operator]
+    assert float(module.orthogonality_loss().detach()) < 1e-20
+    s = module.s.detach()
+    assert torch.all(s[:-1] >= s[1:]) and float(s.max() / s.min()) > 1.3
+    w = module.matrix().detach()  # (m, n)
+    assert float(w.square().mean()) == pytest.approx(2.0 / module._fan_in, rel=0.1)
+    s_param = module.s
+    hoyer(s_param).backward()
+    assert float(s_param.grad.abs().max()) > 1e-3  # the sparsity term has a gradient at start
