@@ -29,7 +29,8 @@ from models.spec import ArchSpec
 from search.datasets import Splits
 from search.errors import SearchError
 from search.training.config import TrainConfig
-from search.training.loop import DeviceSplits, evaluate, lr_at, make_optimizer, run_epoch, uses_conv
+from search.training.loop import DeviceSplits, evaluate, lr_at, run_epoch, uses_conv
+from search.training.optimizer import make_optimizer
 
 __all__ = ["EpochReport", "TrainConfig", "TrainResult", "train"]
 

@@ -10,20 +10,18 @@ import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
 
-from models.lowrank import singular_values
 from search.datasets import ArrayPair, Splits
-from search.training.config import TrainConfig
 
 __all__ = [
     "EVAL_BATCH",
     "DeviceSplits",
+    "StepOptimizer",
     "evaluate",
-    "make_optimizer",
     "run_epoch",
     "uses_conv",
 ]
@@ -31,6 +29,16 @@ __all__ = [
 EVAL_BATCH = 2048
 
 ExtraLoss = Callable[[nn.Module], Tensor | None]
+
+
+class StepOptimizer(Protocol):
+    """What ``run_epoch`` needs of an optimizer (search.training.optimizer or torch.optim)."""
+
+    param_groups: list[dict[str, Any]]
+
+    def zero_grad(self, set_to_none: bool = True) -> None: ...
+
+    def step(self) -> Any: ...
 
 
 def uses_conv(model: nn.Module) -> bool:
@@ -65,38 +73,6 @@ class DeviceSplits:
         return cls(train_x, train_y, val_x, val_y, test_x, test_y)
 
 
-def make_optimizer(
-    model: nn.Module, *, config: TrainConfig, lr: float, device: torch.device
-) -> torch.optim.Optimizer:
-    """The configured optimizer over the model's trainable parameters; fused kernels where
-    PyTorch has them for the device.
-
-    The singular values ``s`` of each SVD-trained layer get a group of their own whose learning
-    rate is scaled by their root mean square (``group["lr_scale"]``, applied by ``run_epoch``):
-    Adam moves a parameter by about lr per step whatever its size, and s_j ~ 5 at a He scale, so
-    at the plain lr they could move by well under one over a search trial's few hundred steps and
-    the sparsity term could not drive any of them towards 0. Scaled, s changes at a relative rate
-    like that of U and V (never below the plain lr: the scale is at least 1).
-    """
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    spectra = {id(s): s for s in singular_values(model) if s.requires_grad}
-    groups: list[dict[str, Any]] = [
-        {"params": [p for p in trainable if id(p) not in spectra], "lr_scale": 1.0}
-    ]
-    for s in spectra.values():
-        rms = float(s.detach().square().mean().sqrt())
-        groups.append({"params": [s], "lr_scale": max(rms, 1.0)})
-    groups = [g for g in groups if g["params"]]
-    for group in groups:
-        group["lr"] = lr * group["lr_scale"]
-    fused = device.type in ("cpu", "cuda")
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=0.9, nesterov=True,
-                               weight_decay=config.weight_decay, fused=fused)
-    optimizer_cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-    return optimizer_cls(groups, lr=lr, weight_decay=config.weight_decay, fused=fused)
-
-
 def lr_at(*, step: int, total_steps: int, peak: float, schedule: str) -> float:
     """Learning rate of ``step`` (0-based) of ``total_steps``: cosine to 0, or constant."""
     if schedule == "constant":
@@ -114,7 +90,7 @@ def run_epoch(
     model: nn.Module,
     *,
     data: DeviceSplits,
-    optimizer: torch.optim.Optimizer,
+    optimizer: StepOptimizer,
     generator: torch.Generator,
     batch_size: int,
     lr_of_step: Callable[[int], float],
@@ -132,7 +108,7 @@ def run_epoch(
     for start in range(0, n, batch_size):
         idx = order[start : start + batch_size]  # (b,)
         for group in optimizer.param_groups:
-            group["lr"] = lr_of_step(step) * group.get("lr_scale", 1.0)  # see make_optimizer
+            group["lr"] = lr_of_step(step) * group.get("lr_scale", 1.0)  # see optimizer.py
         with _autocast(device):
             logits = model(x_all.index_select(0, idx))  # (b, num_classes)
             loss = nn.functional.cross_entropy(logits, y_all.index_select(0, idx))

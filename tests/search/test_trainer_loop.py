@@ -1,4 +1,4 @@
-"""The trainer's inner loops, mostly on plain nn.Sequential models."""
+"""The trainer's inner loops on plain nn.Sequential models (no models/ package needed)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,10 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from models import build_model
-from models.spec import ArchSpec, LayerSpec
 from search.datasets import ArrayPair, Splits
 from search.training.config import TrainConfig
-from search.training.loop import DeviceSplits, evaluate, lr_at, make_optimizer, run_epoch
+from search.training.loop import DeviceSplits, evaluate, lr_at, run_epoch
+from search.training.optimizer import make_optimizer
 
 CPU = torch.device("cpu")
 
@@ -119,39 +118,6 @@ def test_cosine_and_constant_schedules() -> None:
     assert lr_at(step=9, total_steps=10, peak=0.2, schedule="cosine") == pytest.approx(
         0.1 * (1 + math.cos(math.pi * 0.9)))
     assert lr_at(step=9, total_steps=10, peak=0.2, schedule="constant") == 0.2
-
-
-@pytest.mark.parametrize(
-    ("name", "cls"),
-    [("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW), ("sgd", torch.optim.SGD)],
-)
-def test_optimizer_by_name(name: str, cls: type[torch.optim.Optimizer]) -> None:
-    optimizer = make_optimizer(nn.Linear(2, 2), config=TrainConfig(optimizer=name,
-                               weight_decay=0.01), lr=0.5, device=CPU)
-    assert type(optimizer) is cls
-    group = optimizer.param_groups[0]
-    assert (group["lr"], group["weight_decay"], group["lr_scale"]) == (0.5, 0.01, 1.0)
-
-
-def test_singular_values_learn_at_a_rate_scaled_by_their_size() -> None:
-    """Each SVD layer's s has a group of its own, lr x rms(s); run_epoch keeps the scale."""
-    torch.manual_seed(0)
-    spec = ArchSpec(input_shape=(1, 2, 3), num_classes=2, base_channels=4,
-                    layers=(LayerSpec(kind="lowrank"), LayerSpec(kind="full")))
-    model = build_model(spec)
-    optimizer = make_optimizer(model, config=TrainConfig(), lr=1e-2, device=CPU)
-    s = model.layers[0].s
-    rms = float(s.detach().square().mean().sqrt())
-    assert rms > 1.0
-    rest, spectrum = optimizer.param_groups
-    assert spectrum["params"] == [s] and spectrum["lr_scale"] == pytest.approx(rms)
-    assert len(rest["params"]) == sum(1 for _ in model.parameters()) - 1
-    assert rest["lr_scale"] == 1.0
-    run_epoch(model, data=DeviceSplits.from_splits(tiny_splits(32), device=CPU,
-                                                   channels_last=False),
-              optimizer=optimizer, generator=torch.Generator().manual_seed(0), batch_size=16,
-              lr_of_step=lambda step: 0.5, first_step=0, extra_loss=lambda m: None)
-    assert (rest["lr"], spectrum["lr"]) == (0.5, pytest.approx(0.5 * rms))
 
 
 @pytest.mark.gpu
