@@ -33,11 +33,8 @@ SGD_MOMENTUM = 0.9  # Nesterov
 
 
 class PhaseOptimizer:
-    """Adam, AdamW or SGD (momentum 0.9, Nesterov) over ``param_groups``; torch.optim semantics.
-
-    Every parameter must have a gradient at each ``step`` (a parameter the loss does not reach
-    raises a clear error rather than being skipped silently).
-    """
+    """Adam, AdamW or SGD (momentum 0.9, Nesterov) over ``param_groups``; torch.optim semantics,
+    including that a parameter without a gradient is left alone by ``step``."""
 
     def __init__(self, param_groups: list[dict[str, Any]], *, kind: str, weight_decay: float,
                  device: torch.device) -> None:
@@ -45,11 +42,12 @@ class PhaseOptimizer:
         self.kind = kind
         self.weight_decay = weight_decay
         self.fused = True if device.type in ("cpu", "cuda") else None
-        self._params: list[list[Tensor]] = [list(g["params"]) for g in param_groups]
         self._state: list[dict[str, list[Any]]] = []
-        for params in self._params:
+        for params in (g["params"] for g in param_groups):
             if kind == "sgd":
-                self._state.append({"momentum": [None] * len(params)})  # made by the first step
+                # Zero buffers: the first step then sets buf = grad, as torch.optim's lazily
+                # created ones do (dampening 0), bit for bit.
+                self._state.append({"momentum": [torch.zeros_like(p) for p in params]})
             else:
                 self._state.append({
                     "exp_avg": [torch.zeros_like(p, memory_format=torch.preserve_format)
@@ -63,20 +61,21 @@ class PhaseOptimizer:
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Drop the gradients (the next backward allocates them afresh)."""
-        for params in self._params:
-            for p in params:
+        for group in self.param_groups:
+            for p in group["params"]:
                 p.grad = None
 
     @torch.no_grad()
     def step(self) -> None:
-        for group, params, state in zip(self.param_groups, self._params, self._state,
-                                        strict=True):
+        for group, state in zip(self.param_groups, self._state, strict=True):
+            params = group["params"]
             grads = [p.grad for p in params]
-            if any(g is None for g in grads):
-                missing = sum(g is None for g in grads)
-                raise RuntimeError(f"{missing} of {len(params)} parameters got no gradient; "
-                                   "every trainable parameter must take part in the loss")
-            self._update(group, params, grads, state)  # type: ignore[arg-type]
+            if any(g is None for g in grads):  # rare: keep only the parameters the loss reached
+                kept = [i for i, g in enumerate(grads) if g is not None]
+                params, grads = [params[i] for i in kept], [grads[i] for i in kept]
+                state = {name: [values[i] for i in kept] for name, values in state.items()}
+            if params:
+                self._update(group, params, grads, state)  # type: ignore[arg-type]
 
     def _update(self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor],
                 state: dict[str, list[Any]]) -> None:

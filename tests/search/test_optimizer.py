@@ -61,12 +61,26 @@ def test_steps_are_bit_identical_to_torch_optim(kind: str) -> None:
     assert all(p.grad is None for p in ours_model.parameters())
 
 
-def test_a_parameter_without_gradient_is_an_error_not_a_silent_skip() -> None:
+@pytest.mark.parametrize("kind", ["adam", "sgd"])
+def test_a_parameter_without_gradient_is_left_alone_as_torch_optim_does(kind: str) -> None:
+    torch.manual_seed(0)
     model = nn.ModuleDict({"used": nn.Linear(3, 2), "unused": nn.Linear(3, 2)})
-    optimizer = make_optimizer(model, config=TrainConfig(), lr=0.1, device=CPU)
-    model["used"](torch.randn(4, 3)).sum().backward()
-    with pytest.raises(RuntimeError, match="2 of 4 parameters got no gradient"):
-        optimizer.step()
+    ref_model = copy.deepcopy(model)
+    ours = make_optimizer(model, config=TrainConfig(optimizer=kind), lr=0.1, device=CPU)
+    reference = _reference(ref_model, [{"names": [n for n, _ in model.named_parameters()],
+                                        "lr": 0.1, "lr_scale": 1.0}], kind=kind,
+                           weight_decay=0.0)
+    unused_before = [p.detach().clone() for p in model["unused"].parameters()]
+    x = torch.randn(4, 3)
+    for _ in range(3):
+        for m, optimizer in ((model, ours), (ref_model, reference)):
+            optimizer.zero_grad(set_to_none=True)
+            m["used"](x).square().sum().backward()
+            optimizer.step()
+    for p, q in zip(model.parameters(), ref_model.parameters(), strict=True):
+        assert torch.equal(p, q)
+    for p, before in zip(model["unused"].parameters(), unused_before, strict=True):
+        assert torch.equal(p, before)
 
 
 def tiny_splits(n: int = 32) -> Splits:
