@@ -9,35 +9,27 @@ pull in torch, Optuna and scikit-learn (about 5 s of imports on a small machine)
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
 
 import typer
 import typer.main
 from typer.core import TyperCommand, TyperGroup
 
-
-@dataclass(frozen=True)
-class _Command:
-    module: str  # under service.commands
-    attribute: str  # a Typer app (a sub-group) or a command function
-    summary: str  # the line `paretonas --help` shows
-
-
-COMMANDS: dict[str, _Command] = {
-    "db": _Command("db", "db", "Migrate the service database."),
-    "demo": _Command("demo", "demo", "The whole service on SQLite with a digits search."),
-    "keys": _Command("keys", "keys", "Create, list and revoke API keys."),
-    "layers": _Command("layers", "layers", "Parameters and MACs of every layer kind."),
-    "search": _Command("search", "search", "Run a search on this machine."),
-    "serve": _Command("serve", "serve", "The REST API, optionally with worker processes."),
-    "worker": _Command("worker", "worker", "Claim and train trials until stopped."),
+# name -> the line `paretonas --help` shows. Module service.commands.<name> defines <name>: a
+# Typer app (a sub-group) or a command function.
+COMMANDS: dict[str, str] = {
+    "db": "Migrate the service database.",
+    "demo": "The whole service on SQLite with a digits search.",
+    "keys": "Create, list and revoke API keys.",
+    "layers": "Parameters and MACs of every layer kind.",
+    "search": "Run a search on this machine.",
+    "serve": "The REST API, optionally with worker processes.",
+    "worker": "Claim and train trials until stopped.",
 }
 
 
 def load_command(name: str) -> TyperCommand | TyperGroup:
     """Import the module of sub-command ``name`` and build its click command."""
-    entry = COMMANDS[name]
-    target = getattr(importlib.import_module(f"service.commands.{entry.module}"), entry.attribute)
+    target = getattr(importlib.import_module(f"service.commands.{name}"), name)
     if not isinstance(target, typer.Typer):  # a command function: wrap it in a one-command app
         function, target = target, typer.Typer(add_completion=False)
         target.command(name)(function)
@@ -55,10 +47,10 @@ class _LazyGroup(TyperGroup):
 
     def get_command(self, ctx: typer.Context, cmd_name: str) -> TyperCommand | None:
         # Used for listings (--help): a placeholder carrying the summary, nothing imported.
-        entry = COMMANDS.get(cmd_name)
-        if entry is None:
+        summary = COMMANDS.get(cmd_name)
+        if summary is None:
             return None
-        return TyperCommand(cmd_name, help=entry.summary, short_help=entry.summary)
+        return TyperCommand(cmd_name, help=summary, short_help=summary)
 
     def resolve_command(
         self, ctx: typer.Context, args: list[str]

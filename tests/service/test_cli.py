@@ -28,9 +28,9 @@ def test_help_lists_every_command_without_importing_torch_or_the_commands() -> N
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          timeout=120).stdout
     assert "IMPORTED [] []" in out
-    for name, entry in COMMANDS.items():
+    for name, summary in COMMANDS.items():
         assert name in out
-        assert entry.summary in out
+        assert summary in out
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))
