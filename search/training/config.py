@@ -57,10 +57,10 @@ class TrainConfig:
     ortho_coef: float = 1.0
     sparsity: str = "hoyer"
     # Hoyer is scale-free, so its weight is about the spectrum's shape, not its size. On digits
-    # (64 -> 1024 low-rank layer, 12 + 3 epochs, energy threshold 0.05) 3e-3 kept rank 59/64, 0.3
-    # kept 52/64 (41/64 at width x0.25) for about 0.4 points of validation accuracy, 3.0 kept
-    # 43/64 for 2.6 points; 0.3 is the middle of that trade-off (the search explores the rest
-    # through the energy thresholds).
+    # (64 -> 1024 low-rank layer, 12 + 3 epochs, energy threshold 0.05) 3e-3 kept rank 59/64
+    # (56/64 at width x0.25), 0.3 kept 52/64 (41/64) for 0.4-0.7 points of validation accuracy,
+    # 3.0 kept 43/64 (34/64) for 1.5-2.6 points; 0.3 is the middle of that trade-off (the search
+    # explores the rest through the energy thresholds).
     sparsity_coef: float = 0.3
     finetune_epochs: int = 3
     seed: int = 0
