@@ -57,6 +57,9 @@ def demo(
     typer.echo(f"optuna       {settings.optuna_storage}")
     typer.echo(f"API key      {key}   (shown once; only its sha256 is stored)")
     log_path = settings.data_dir / "demo-serve.log"
+    # SIGTERM (kill, systemd, a CI timeout) stops the demo as Ctrl-C does: by default it would end
+    # Python at once, skip the finally below and orphan the server and its worker.
+    signal.signal(signal.SIGTERM, _interrupt)
     server = _start_server(host=host, port=port, log_path=log_path)
     try:
         _wait_healthy(base, server=server, log_path=log_path)
@@ -74,6 +77,10 @@ def demo(
         typer.echo("\nstopping (the worker releases its trial)...")
     finally:
         _stop_server(server)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _check_port_free(host: str, port: int) -> None:

@@ -83,6 +83,37 @@ def test_demo_runs_a_search_to_the_end_and_prints_its_front(tmp_path: Path) -> N
         sock.bind(("127.0.0.1", port))
 
 
+def test_sigterm_while_serving_stops_the_server_and_its_worker(tmp_path: Path) -> None:
+    """A demo killed with SIGTERM (not Ctrl-C) after its search still stops what it started."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PARETONAS_")}
+    env.update(PARETONAS_DATA_DIR=str(tmp_path), PYTHONUNBUFFERED="1")
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "demo", "--port", str(port), "--n-trials", "1",
+         "--epochs", "1"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        assert demo.stdout is not None
+        lines = []
+        for line in demo.stdout:  # until it says it keeps serving
+            lines.append(line)
+            if line.startswith("still serving"):
+                break
+        assert lines and lines[-1].startswith("still serving"), "".join(lines)
+        assert len(_processes_with(f"PARETONAS_DATA_DIR={tmp_path}")) >= 3  # demo, API, worker
+        demo.terminate()
+        rest = demo.communicate(timeout=90)[0]
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+    assert "stopping (the worker releases its trial)" in rest, rest
+    assert _processes_with(f"PARETONAS_DATA_DIR={tmp_path}") == []
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+
+
 def _processes_with(variable: str) -> list[int]:
     """Pids of live processes whose environment holds ``variable`` (NAME=value)."""
     needle = variable.encode() + b"\0"
