@@ -15,11 +15,13 @@ the batch-major tensors, with no copy and no transpose of activations or gradien
   Y_n = U^T T_n as a bmm with U^T broadcast over the batch (stride 0, never materialised);
 - left order: Z_n = U^T X_n (bmm, broadcast), then Y = Z V as (N*k1, d2) @ (d2, k2).
 
-Autograd derives the backward from these ops: two plain GEMMs, one broadcast bmm and one bmm whose
-(N, ., .) result is summed over the batch for dU. An earlier version kept activations "p-major"
-((d1, N, d2) in memory) to make every product a plain GEMM; its transposing copies read with a 4 KiB
-stride and cost more than they saved (tests/benchmarks/bench_bilinear.py). Several channels use two
-einsum contractions.
+That pair is one autograd node (``_SinglePair``) whose backward is the four products the
+gradients need (right order: dT = U dY_n, dX = dT V^T, dV = X^T dT, dU = sum_n T_n dY_n^T)
+plus the batch sum for the bias. Letting autograd derive them from the ops took 4-9 % longer per
+step (eight nodes instead of one; bench_bilinear.py, D = 1024). An earlier version kept
+activations "p-major" ((d1, N, d2) in memory) to make every product a plain GEMM; its
+transposing copies read with a 4 KiB stride and cost more than they saved. Several channels use
+two einsum contractions.
 
 Initialisation (He-style, for ReLU stacks). With U, V independent, zero mean,
 Var(Y) = C_in * d1 * d2 * Var(U) * Var(V) * E[X^2] (cross terms vanish). After a ReLU,
@@ -31,9 +33,11 @@ Var(U) = sqrt(2 / C_in) / d1, Var(V) = sqrt(2 / C_in) / d2 (normal draws), bias 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 from models.costs import bilinear_order
 from models.errors import SpecError
@@ -48,7 +52,8 @@ def bilinear_projection(x: Tensor, u: Tensor, v: Tensor, bias: Tensor | None) ->
     d2, k2 = v.shape[2], v.shape[3]
     order = bilinear_order(in_grid=(d1, d2), out_grid=(k1, k2))
     if c_in == 1 and c_out == 1:
-        return _single_pair(x, u.view(d1, k1), v.view(d2, k2), bias, right=order == "right")
+        out: Tensor = _SinglePair.apply(x, u, v, bias, order == "right")  # type: ignore[no-untyped-call]
+        return out
     if order == "right":
         t = torch.einsum("nipq,oiqs->noips", x, v)  # (N, C_out, C_in, d1, k2)
         y = torch.einsum("oipr,noips->nors", u, t)  # (N, C_out, k1, k2)
@@ -60,20 +65,65 @@ def bilinear_projection(x: Tensor, u: Tensor, v: Tensor, bias: Tensor | None) ->
     return y
 
 
-def _single_pair(x: Tensor, u: Tensor, v: Tensor, bias: Tensor | None, *, right: bool) -> Tensor:
-    """One channel pair: x (N, 1, d1, d2), u (d1, k1), v (d2, k2), bias (1, k1, k2) or None."""
-    n, _, d1, d2 = x.shape
-    k1, k2 = u.shape[1], v.shape[1]
-    u_t = u.t().expand(n, k1, d1)  # (N, k1, d1), stride 0 over N: no copy
-    if right:
-        t = torch.mm(x.reshape(n * d1, d2), v)  # (N*d1, d2) @ (d2, k2) -> (N*d1, k2)
-        y = torch.bmm(u_t, t.view(n, d1, k2))  # (N, k1, d1) @ (N, d1, k2) -> (N, k1, k2)
-    else:
-        z = torch.bmm(u_t, x.reshape(n, d1, d2))  # (N, k1, d1) @ (N, d1, d2) -> (N, k1, d2)
-        y = torch.mm(z.view(n * k1, d2), v).view(n, k1, k2)  # (N*k1, d2) @ (d2, k2)
-    if bias is not None:
-        y.add_(bias.view(k1, k2))  # in place: neither product's backward needs y
-    return y.unsqueeze(1)  # (N, 1, k1, k2)
+class _SinglePair(torch.autograd.Function):
+    """One channel pair: x (N, 1, d1, d2), u (1, 1, d1, k1), v (1, 1, d2, k2), bias (1, k1, k2)
+    or None -> (N, 1, k1, k2). ``mid`` is T = X V (right order) or Z = U^T X (left order)."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, x: Tensor, u: Tensor, v: Tensor, bias: Tensor | None, right: bool
+    ) -> Tensor:
+        n, _, d1, d2 = x.shape
+        k1, k2 = u.shape[3], v.shape[3]
+        u2, v2 = u.view(d1, k1), v.view(d2, k2)
+        u_t = u2.t().expand(n, k1, d1)  # (N, k1, d1), stride 0 over N: no copy
+        if right:
+            rows = x.reshape(n * d1, d2)  # a view unless x is strided
+            mid = torch.mm(rows, v2).view(n, d1, k2)  # (N*d1, d2) @ (d2, k2): T
+            y = torch.bmm(u_t, mid)  # (N, k1, d1) @ (N, d1, k2) -> (N, k1, k2)
+            saved_x = rows
+        else:
+            saved_x = x.reshape(n, d1, d2)
+            mid = torch.bmm(u_t, saved_x)  # (N, k1, d1) @ (N, d1, d2) -> (N, k1, d2): Z
+            y = torch.mm(mid.view(n * k1, d2), v2).view(n, k1, k2)  # (N*k1, d2) @ (d2, k2)
+        if bias is not None:
+            y.add_(bias.view(k1, k2))
+        ctx.right = right
+        ctx.has_bias = bias is not None
+        ctx.save_for_backward(saved_x, u2, v2, mid)
+        return y.unsqueeze(1)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        saved_x, u2, v2, mid = ctx.saved_tensors
+        need_x, need_u, need_v, need_bias, _ = ctx.needs_input_grad
+        (d1, k1), (d2, k2) = u2.shape, v2.shape
+        n = grad.shape[0]
+        gy = grad.view(n, k1, k2) if grad.is_contiguous() else grad.reshape(n, k1, k2)
+        gx = gu = gv = gb = None
+        if ctx.right:  # y_n = U^T T_n, T = X V
+            gmid = torch.bmm(u2.expand(n, d1, k1), gy)  # dT_n = U dY_n: (N, d1, k2)
+            rows = gmid.view(n * d1, k2)
+            if need_v:
+                gv = torch.mm(saved_x.t(), rows)  # X^T dT: (d2, k2)
+            if need_x:
+                gx = torch.mm(rows, v2.t()).view(n, 1, d1, d2)  # dT V^T
+            if need_u:
+                gu = torch.bmm(mid, gy.transpose(1, 2)).sum(0)  # sum_n T_n dY_n^T: (d1, k1)
+        else:  # y = Z V, Z_n = U^T X_n
+            rows = gy.view(n * k1, k2)
+            gmid = torch.mm(rows, v2.t()).view(n, k1, d2)  # dZ = dY V^T
+            if need_v:
+                gv = torch.mm(mid.view(n * k1, d2).t(), rows)  # Z^T dY: (d2, k2)
+            if need_x:
+                gx = torch.bmm(u2.expand(n, d1, k1), gmid).view(n, 1, d1, d2)  # U dZ_n
+            if need_u:
+                gu = torch.bmm(saved_x, gmid.transpose(1, 2)).sum(0)  # sum_n X_n dZ_n^T
+        if need_bias and ctx.has_bias:
+            gb = gy.sum(0).view(1, k1, k2)
+        return (gx, None if gu is None else gu.view(1, 1, d1, k1),
+                None if gv is None else gv.view(1, 1, d2, k2), gb, None)
 
 
 class BilinearProjection(nn.Module):

@@ -32,6 +32,7 @@ from search import engine, report
 from search.config import SearchConfig, parse_config
 from search.datasets import Splits, load_dataset, split_dataset
 from search.errors import SearchError
+from search.heap import retain_freed_memory
 from search.pareto import FrontPoint, hypervolume, insert
 from search.records import StudyRef, TrialOutcome
 
@@ -175,6 +176,7 @@ def search(
     engine.create_study(ref=ref, config=config)
     (out_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
 
+    retain_freed_memory()  # this process trains: keep freed tensor memory (search/heap.py)
     stop = _Stop()
     previous = signal.signal(signal.SIGINT, stop)
     started = time.perf_counter()

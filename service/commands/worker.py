@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 
+from search.heap import retain_freed_memory
 from service.settings import get_settings
 from service.worker.context import WorkerContext, new_worker_id
 from service.worker.database import worker_engine
@@ -38,6 +39,7 @@ def worker(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     _check_device(device)
+    retain_freed_memory()  # this process trains: keep freed tensor memory (search/heap.py)
     settings = get_settings()
     ctx = WorkerContext(
         engine=worker_engine(settings.database_url),

@@ -16,6 +16,10 @@ the bilinear layer's small GEMMs into an OpenMP barrier that a descheduled threa
 --threads 2 on an idle machine. FLOP ratio = D^2 / (d1*d2*k2 + d1*k1*k2) MACs per sample (the
 backward pass has the same ratio); the target is a realised speed-up of at least 60% of it.
 
+Memory: the process keeps freed heap memory (search.heap.retain_freed_memory, as the
+`paretonas search` and worker processes do), so neither layer's steps page-fault their
+activations back in; --glibc-default leaves glibc's malloc as it is for comparison.
+
 Run:  .venv/bin/python tests/benchmarks/bench_bilinear.py [--threads 2] [--blocks 20]
 """
 
@@ -32,6 +36,7 @@ from torch import nn
 
 from models.costs import bilinear_macs
 from models.layers.bilinear import BilinearProjection
+from search.heap import retain_freed_memory
 
 TARGET = 0.6
 
@@ -91,11 +96,16 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--blocks", type=int, default=20)
     parser.add_argument("--block-ms", type=float, default=50.0)
+    parser.add_argument("--glibc-default", action="store_true",
+                        help="leave malloc as it is (freed memory goes back to the kernel)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    memory = ("glibc default malloc" if args.glibc_default or not retain_freed_memory()
+              else "freed memory retained")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, "
-          f"forward + backward, float32; {args.blocks} alternating blocks of ~{args.block_ms:g} ms "
-          "per layer; times are per step; speed-up* = median of per-pair dense/bilinear ratios")
+          f"forward + backward, float32, {memory}; {args.blocks} alternating blocks of "
+          f"~{args.block_ms:g} ms per layer; times are per step; speed-up* = median of per-pair "
+          "dense/bilinear ratios")
     print(f"{'D':>6} {'grid':>7} {'FLOP ratio':>11} | {'median: dense ms':>16} {'bilinear ms':>12} "
           f"{'speed-up*':>9} {'realised/FLOP':>14} {'target':>10} | {'best: dense ms':>14} "
           f"{'bilinear ms':>12} {'realised/FLOP':>14}")

@@ -89,8 +89,9 @@ def test_init_keeps_activation_second_moment_through_six_relu_layers() -> None:
 def test_single_pair_path_matches_matrix_products_and_finite_differences(
     in_grid: tuple[int, int], out_grid: tuple[int, int], order: str, contiguous: bool
 ) -> None:
-    """The one-channel fast path (mm + broadcast bmm) in both orders, on contiguous and strided
-    inputs: equal to U^T X V + B per sample, and its gradients pass gradcheck."""
+    """The one-channel fast path (mm + broadcast bmm, one autograd node with a hand-written
+    backward) in both orders, on contiguous and strided inputs: equal to U^T X V + B per sample,
+    and its gradients pass gradcheck."""
     assert bilinear_order(in_grid=in_grid, out_grid=out_grid) == order
     (d1, d2), (k1, k2) = in_grid, out_grid
     torch.manual_seed(2)
@@ -106,6 +107,36 @@ def test_single_pair_path_matches_matrix_products_and_finite_differences(
                                rtol=1e-12, atol=1e-12)
     assert torch.autograd.gradcheck(bilinear_projection, (x, u, v, b))
     assert torch.autograd.gradcheck(lambda *a: bilinear_projection(*a, None), (x, u, v))
+
+
+@pytest.mark.parametrize(("in_grid", "out_grid"), [((4, 3), (6, 2)), ((3, 4), (2, 6))])
+@pytest.mark.parametrize("wanted", [("u", "v", "b"), ("x",), ("x", "u"), ("v",)])
+def test_single_pair_path_computes_exactly_the_gradients_asked_for(
+    in_grid: tuple[int, int], out_grid: tuple[int, int], wanted: tuple[str, ...]
+) -> None:
+    """Inputs that do not require grad get none (a first layer's input, frozen factors); the
+    ones that do get the gradients of the per-sample reference U^T X V + B."""
+    (d1, d2), (k1, k2) = in_grid, out_grid
+    torch.manual_seed(3)
+    tensors = {"x": torch.randn(4, 1, d1, d2, dtype=torch.float64),
+               "u": torch.randn(1, 1, d1, k1, dtype=torch.float64),
+               "v": torch.randn(1, 1, d2, k2, dtype=torch.float64),
+               "b": torch.randn(1, k1, k2, dtype=torch.float64)}
+    for name in wanted:
+        tensors[name].requires_grad_()
+    weights = torch.randn(4, 1, k1, k2, dtype=torch.float64)
+    x, u, v, b = tensors.values()
+    (bilinear_projection(x, u, v, b) * weights).sum().backward()
+    fast = {name: t.grad for name, t in tensors.items()}
+    for t in tensors.values():
+        t.grad = None
+    reference = u[0, 0].t() @ x[:, 0] @ v[0, 0] + b[0]  # (N, k1, k2)
+    (reference * weights[:, 0]).sum().backward()
+    for name, t in tensors.items():
+        if name in wanted:
+            torch.testing.assert_close(fast[name], t.grad, rtol=1e-12, atol=1e-12)
+        else:
+            assert fast[name] is None, name
 
 
 def test_stack_of_single_channel_layers_matches_the_einsum_reference() -> None:
