@@ -52,8 +52,7 @@ def bilinear_projection(x: Tensor, u: Tensor, v: Tensor, bias: Tensor | None) ->
     d2, k2 = v.shape[2], v.shape[3]
     order = bilinear_order(in_grid=(d1, d2), out_grid=(k1, k2))
     if c_in == 1 and c_out == 1:
-        out: Tensor = _SinglePair.apply(x, u, v, bias, order == "right")  # type: ignore[no-untyped-call]
-        return out
+        return single_pair(x, u, v, bias, out_shape=(1, k1, k2))
     if order == "right":
         t = torch.einsum("nipq,oiqs->noips", x, v)  # (N, C_out, C_in, d1, k2)
         y = torch.einsum("oipr,noips->nors", u, t)  # (N, C_out, k1, k2)
@@ -65,16 +64,29 @@ def bilinear_projection(x: Tensor, u: Tensor, v: Tensor, bias: Tensor | None) ->
     return y
 
 
+def single_pair(x: Tensor, u: Tensor, v: Tensor, bias: Tensor | None, *,
+                out_shape: tuple[int, ...]) -> Tensor:
+    """C_in = C_out = 1 as one autograd node: x (N, ...) with d1*d2 features per sample (any
+    shape: (N, 1, d1, d2), (N, D), (N, 1, H, W)), u (1, 1, d1, k1), v (1, 1, d2, k2), bias
+    (1, k1, k2) or None -> (N, *out_shape). Taking and giving any shape spares the module two
+    reshape nodes per step."""
+    d1, k1 = u.shape[2], u.shape[3]
+    d2, k2 = v.shape[2], v.shape[3]
+    right = bilinear_order(in_grid=(d1, d2), out_grid=(k1, k2)) == "right"
+    out: Tensor = _SinglePair.apply(x, u, v, bias, right, out_shape)  # type: ignore[no-untyped-call]
+    return out
+
+
 class _SinglePair(torch.autograd.Function):
-    """One channel pair: x (N, 1, d1, d2), u (1, 1, d1, k1), v (1, 1, d2, k2), bias (1, k1, k2)
-    or None -> (N, 1, k1, k2). ``mid`` is T = X V (right order) or Z = U^T X (left order)."""
+    """See ``single_pair``. ``mid`` is T = X V (right order) or Z = U^T X (left order)."""
 
     @staticmethod
     def forward(  # type: ignore[override]
-        ctx: Any, x: Tensor, u: Tensor, v: Tensor, bias: Tensor | None, right: bool
+        ctx: Any, x: Tensor, u: Tensor, v: Tensor, bias: Tensor | None, right: bool,
+        out_shape: tuple[int, ...],
     ) -> Tensor:
-        n, _, d1, d2 = x.shape
-        k1, k2 = u.shape[3], v.shape[3]
+        n = x.shape[0]
+        (d1, k1), (d2, k2) = u.shape[2:], v.shape[2:]
         u2, v2 = u.view(d1, k1), v.view(d2, k2)
         u_t = u2.t().expand(n, k1, d1)  # (N, k1, d1), stride 0 over N: no copy
         if right:
@@ -90,14 +102,15 @@ class _SinglePair(torch.autograd.Function):
             y.add_(bias.view(k1, k2))
         ctx.right = right
         ctx.has_bias = bias is not None
+        ctx.x_shape = x.shape
         ctx.save_for_backward(saved_x, u2, v2, mid)
-        return y.unsqueeze(1)
+        return y.view(n, *out_shape)
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
         saved_x, u2, v2, mid = ctx.saved_tensors
-        need_x, need_u, need_v, need_bias, _ = ctx.needs_input_grad
+        need_x, need_u, need_v, need_bias = ctx.needs_input_grad[:4]
         (d1, k1), (d2, k2) = u2.shape, v2.shape
         n = grad.shape[0]
         gy = grad.view(n, k1, k2) if grad.is_contiguous() else grad.reshape(n, k1, k2)
@@ -108,7 +121,7 @@ class _SinglePair(torch.autograd.Function):
             if need_v:
                 gv = torch.mm(saved_x.t(), rows)  # X^T dT: (d2, k2)
             if need_x:
-                gx = torch.mm(rows, v2.t()).view(n, 1, d1, d2)  # dT V^T
+                gx = torch.mm(rows, v2.t()).view(ctx.x_shape)  # dT V^T
             if need_u:
                 gu = torch.bmm(mid, gy.transpose(1, 2)).sum(0)  # sum_n T_n dY_n^T: (d1, k1)
         else:  # y = Z V, Z_n = U^T X_n
@@ -117,13 +130,13 @@ class _SinglePair(torch.autograd.Function):
             if need_v:
                 gv = torch.mm(mid.view(n * k1, d2).t(), rows)  # Z^T dY: (d2, k2)
             if need_x:
-                gx = torch.bmm(u2.expand(n, d1, k1), gmid).view(n, 1, d1, d2)  # U dZ_n
+                gx = torch.bmm(u2.expand(n, d1, k1), gmid).view(ctx.x_shape)  # U dZ_n
             if need_u:
                 gu = torch.bmm(saved_x, gmid.transpose(1, 2)).sum(0)  # sum_n X_n dZ_n^T
         if need_bias and ctx.has_bias:
             gb = gy.sum(0).view(1, k1, k2)
         return (gx, None if gu is None else gu.view(1, 1, d1, k1),
-                None if gv is None else gv.view(1, 1, d2, k2), gb, None)
+                None if gv is None else gv.view(1, 1, d2, k2), gb, None, None)
 
 
 class BilinearProjection(nn.Module):
@@ -172,6 +185,14 @@ class BilinearProjection(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         (d1, d2) = self.in_grid
+        features = self.in_channels * d1 * d2
+        if x.dim() < 2 or x.numel() != x.shape[0] * features:
+            raise ValueError(
+                f"input shape {tuple(x.shape)}: this bilinear layer takes (N, ...) with "
+                f"C_in*d1*d2 = {self.in_channels}*{d1}*{d2} = {features} features per sample; "
+                "reshape the input or build the layer for its shape")
+        if self.in_channels == 1 and self.out_channels == 1:
+            return single_pair(x, self.U, self.V, self.bias, out_shape=self.out_shape)
         x = x.reshape(x.shape[0], self.in_channels, d1, d2)  # (N, C_in, d1, d2), a view if possible
         y = bilinear_projection(x, self.U, self.V, self.bias)  # (N, C_out, k1, k2)
         return y.reshape(y.shape[0], *self.out_shape)

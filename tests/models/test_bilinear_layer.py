@@ -139,6 +139,17 @@ def test_single_pair_path_computes_exactly_the_gradients_asked_for(
             assert fast[name] is None, name
 
 
+@pytest.mark.parametrize("c_in", [1, 2])
+def test_an_input_with_the_wrong_number_of_features_is_refused_by_name(c_in: int) -> None:
+    layer = BilinearProjection(c_in, 1, in_grid=(4, 4), out_grid=(2, 2))
+    features = c_in * 16
+    for bad in (torch.randn(3, features * 2), torch.randn(3, features + 1), torch.randn(features)):
+        with pytest.raises(ValueError, match=rf"input shape \({', '.join(map(str, bad.shape))},?\)"
+                           rf".*{features} features per sample"):
+            layer(bad)
+    assert layer(torch.randn(3, features)).shape == (3, 1, 2, 2)
+
+
 def test_stack_of_single_channel_layers_matches_the_einsum_reference() -> None:
     torch.manual_seed(4)
     first, second = (BilinearProjection(1, 1, in_grid=(6, 4), out_grid=(6, 4),
