@@ -22,6 +22,7 @@ from models.spec import ArchSpec, LayerSpec
 from search import engine
 from search.config import SearchConfig, parse_config
 from search.datasets import Splits, load_dataset, split_dataset
+from search.heap import retain_freed_memory
 from search.records import FrontMember, StudyRef, TrialOutcome, TrialTicket
 from search.report import describe
 
@@ -60,6 +61,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tolerance", type=float, default=0.01, help="accuracy (fraction)")
     args = parser.parse_args()
+    retain_freed_memory()  # as `paretonas search` does
 
     splits = split_dataset(load_dataset("digits"), seed=args.seed)
     config = parse_config({"n_trials": args.trials, "seed": args.seed}).with_data(splits)

@@ -32,6 +32,7 @@ from models import build_model
 from models.spec import ArchSpec, LayerSpec
 from search.datasets import Dataset, Splits, split_dataset
 from search.datasets.builtin import load_digits_dataset
+from search.heap import retain_freed_memory
 from search.trainer import TrainConfig, train
 
 
@@ -156,7 +157,9 @@ def main() -> None:
                         help="batch sizes for the synthetic set (64 is TrainConfig's default)")
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    retained = retain_freed_memory()  # as `paretonas search` and the workers do; all three loops
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"{'freed memory retained' if retained else 'glibc default malloc'}")
     digits = split_dataset(load_digits_dataset(), seed=0)
     compare("digits", digits, spec=mlp_spec((1, 8, 8), (8, 8)),
             config=TrainConfig(schedule="constant"), rounds=args.rounds)
