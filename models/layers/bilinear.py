@@ -18,7 +18,7 @@ the batch-major tensors, with no copy and no transpose of activations or gradien
 That pair is one autograd node (``_SinglePair``) whose backward is the four products the
 gradients need (right order: dT = U dY_n, dX = dT V^T, dV = X^T dT, dU = sum_n T_n dY_n^T)
 plus the batch sum for the bias. Letting autograd derive them from the ops took 4-9 % longer per
-step (eight nodes instead of one; bench_bilinear.py, D = 1024). An earlier version kept
+step (about ten nodes instead of one; same-process A/B, D = 1024, batch 256). An earlier version kept
 activations "p-major" ((d1, N, d2) in memory) to make every product a plain GEMM; its
 transposing copies read with a 4 KiB stride and cost more than they saved. Several channels use
 two einsum contractions.
@@ -50,9 +50,9 @@ def bilinear_projection(x: Tensor, u: Tensor, v: Tensor, bias: Tensor | None) ->
     bias (C_out, k1, k2) or None -> (N, C_out, k1, k2)."""
     c_out, c_in, d1, k1 = u.shape
     d2, k2 = v.shape[2], v.shape[3]
-    order = bilinear_order(in_grid=(d1, d2), out_grid=(k1, k2))
     if c_in == 1 and c_out == 1:
         return single_pair(x, u, v, bias, out_shape=(1, k1, k2))
+    order = bilinear_order(in_grid=(d1, d2), out_grid=(k1, k2))
     if order == "right":
         t = torch.einsum("nipq,oiqs->noips", x, v)  # (N, C_out, C_in, d1, k2)
         y = torch.einsum("oipr,noips->nors", u, t)  # (N, C_out, k1, k2)
