@@ -18,8 +18,8 @@ the batch-major tensors, with no copy and no transpose of activations or gradien
 That pair is one autograd node (``_SinglePair``) whose backward is the four products the
 gradients need (right order: dT = U dY_n, dX = dT V^T, dV = X^T dT, dU = sum_n T_n dY_n^T)
 plus the batch sum for the bias. Letting autograd derive them from the ops took 4-9 % longer per
-step (about ten nodes instead of one; same-process A/B, D = 1024, batch 256). An earlier version kept
-activations "p-major" ((d1, N, d2) in memory) to make every product a plain GEMM; its
+step (about ten nodes instead of one; same-process A/B, D = 1024, batch 256). An earlier version
+kept activations "p-major" ((d1, N, d2) in memory) to make every product a plain GEMM; its
 transposing copies read with a 4 KiB stride and cost more than they saved. Several channels use
 two einsum contractions.
 
