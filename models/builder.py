@@ -31,10 +31,13 @@ class ParetoNet(nn.Module):
         self.plans = plans
         self.pools = tuple(p.spec.pool for p in conv_plans)
         self.convs = nn.ModuleList(make_conv(p, device=device, dtype=dtype) for p in conv_plans)
+        # Projections pass flat (N, features) tensors on: each one reads its input as the planned
+        # (C, H, W) map in row-major order anyway, and skipping the reshapes spares autograd two
+        # view nodes per layer.
         self.layers = nn.ModuleList(
-            make_projection(p, device=device, dtype=dtype) for p in proj_plans[:-1]
+            make_projection(p, device=device, dtype=dtype, flat=True) for p in proj_plans[:-1]
         )
-        self.classifier = make_projection(proj_plans[-1], device=device, dtype=dtype)
+        self.classifier = make_projection(proj_plans[-1], device=device, dtype=dtype, flat=True)
 
     def named_layers(self) -> list[tuple[str, nn.Module]]:
         """(spec path, module) for every planned layer in forward order, e.g. ('convs[0]', ...)."""
@@ -47,8 +50,8 @@ class ParetoNet(nn.Module):
             if pool:
                 x = F.max_pool2d(x, 2)  # (N, C', H // 2, W // 2)
         for layer in self.layers:
-            x = F.relu(layer(x))  # (N, C', h, w)
-        logits: Tensor = self.classifier(x).flatten(1)  # (N, 1, 1, num_classes) -> (N, classes)
+            x = F.relu(layer(x))  # (N, C' * h * w)
+        logits: Tensor = self.classifier(x)  # (N, num_classes)
         return logits
 
 

@@ -31,5 +31,9 @@ class FullProjection(nn.Linear):
         self.out_shape = tuple(shape)
 
     def forward(self, x: Tensor) -> Tensor:
-        y = super().forward(x.reshape(x.shape[0], -1))  # (N, D) -> (N, out_features)
+        if x.dim() != 2:
+            x = x.reshape(x.shape[0], -1)  # (N, C, H, W) -> (N, D)
+        y = super().forward(x)  # (N, D) -> (N, out_features)
+        if len(self.out_shape) == 1:
+            return y
         return y.view(y.shape[0], *self.out_shape)  # (N, *out_shape)

@@ -53,8 +53,12 @@ class LowRankLinear(SVDFactors):
         return new
 
     def forward(self, x: Tensor) -> Tensor:
-        t = x.reshape(x.shape[0], -1) @ self.V  # (N, n) @ (n, r) -> (N, r)
+        if x.dim() != 2:
+            x = x.reshape(x.shape[0], -1)  # (N, C, H, W) -> (N, n)
+        t = x @ self.V  # (N, n) @ (n, r) -> (N, r)
         y = F.linear(t * self.s, self.U, self.bias)  # (N, r) -> (N, m)
+        if len(self.out_shape) == 1:
+            return y
         return y.view(y.shape[0], *self.out_shape)
 
     def dense_weight(self) -> Tensor:

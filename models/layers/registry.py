@@ -35,22 +35,22 @@ class LayerKind:
     examples: tuple[Mapping[str, Any], ...] = field(default=({},))
 
 
-def _full_projection(plan: ProjectionPlan, *, device: Device, dtype: torch.dtype | None
-                     ) -> nn.Module:
-    return FullProjection(plan.n, plan.m, out_shape=plan.out_shape, device=device, dtype=dtype)
+def _full_projection(plan: ProjectionPlan, *, out_shape: tuple[int, ...], device: Device,
+                     dtype: torch.dtype | None) -> nn.Module:
+    return FullProjection(plan.n, plan.m, out_shape=out_shape, device=device, dtype=dtype)
 
 
-def _bilinear_projection(plan: ProjectionPlan, *, device: Device, dtype: torch.dtype | None
-                         ) -> nn.Module:
+def _bilinear_projection(plan: ProjectionPlan, *, out_shape: tuple[int, ...], device: Device,
+                         dtype: torch.dtype | None) -> nn.Module:
     return BilinearProjection(plan.in_shape[0], plan.out_shape[0], in_grid=plan.in_grid,
-                              out_grid=plan.out_grid, out_shape=plan.out_shape, device=device,
+                              out_grid=plan.out_grid, out_shape=out_shape, device=device,
                               dtype=dtype)
 
 
-def _lowrank_projection(plan: ProjectionPlan, *, device: Device, dtype: torch.dtype | None
-                        ) -> nn.Module:
-    return LowRankLinear(plan.n, plan.m, rank=plan.rank, out_shape=plan.out_shape,
-                         device=device, dtype=dtype)
+def _lowrank_projection(plan: ProjectionPlan, *, out_shape: tuple[int, ...], device: Device,
+                        dtype: torch.dtype | None) -> nn.Module:
+    return LowRankLinear(plan.n, plan.m, rank=plan.rank, out_shape=out_shape, device=device,
+                         dtype=dtype)
 
 
 def _full_conv(plan: ConvPlan, *, device: Device, dtype: torch.dtype | None) -> nn.Module:
@@ -89,10 +89,12 @@ def _lookup(table: Mapping[str, LayerKind], name: str, field_name: str) -> Layer
 
 
 def make_projection(plan: ProjectionPlan, *, device: Device = None,
-                    dtype: torch.dtype | None = None) -> nn.Module:
-    """Build the projection module a plan describes."""
+                    dtype: torch.dtype | None = None, flat: bool = False) -> nn.Module:
+    """Build the projection module a plan describes. Its output is (N, *plan.out_shape), or
+    (N, plan.m) with ``flat`` (what a following projection or the logits want: no reshape)."""
     kind = _lookup(PROJECTION_LAYERS, plan.kind, f"{plan.path}.kind")
-    return kind.build(plan, device=device, dtype=dtype)
+    return kind.build(plan, out_shape=(plan.m,) if flat else plan.out_shape, device=device,
+                      dtype=dtype)
 
 
 def make_conv(plan: ConvPlan, *, device: Device = None, dtype: torch.dtype | None = None
