@@ -9,7 +9,10 @@ costs a 3 ms step far more, relatively, than a 25 ms one. So each timed sample i
 steps sized to about --block-ms (several bilinear steps, one or two dense ones) and the two
 layers' blocks alternate. The speed-up judged against the target is the median over block pairs
 of each pair's dense / bilinear ratio (adjacent blocks share the machine's mood); median and best
-per-step times are printed beside it ("best" is what the code does when left alone).
+per-step times are printed beside it ("best" is what the code does when left alone). The first
+few bilinear steps after a dense block run slower (the first about 1.35x, the next few 1.1-1.2x),
+which costs a 50 ms bilinear block 4-5 % against the same steps measured after other bilinear work.
+The verdict keeps that cost.
 
 Threads: fixed with --threads (default 1). On a shared 2-core machine, 2 threads turn every one of
 the bilinear layer's small GEMMs into an OpenMP barrier that a descheduled thread stalls; run
