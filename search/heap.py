@@ -21,8 +21,8 @@ allocation history.
 The cost is memory: up to about 256 MiB of freed memory stays mapped to the process. Training
 processes (the worker, ``paretonas search``, the benchmarks) call it once at start. On a C library
 other than glibc (musl, macOS) it does nothing and returns False. Setting the glibc environment
-variables MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_ and MALLOC_TOP_PAD_ before the process
-starts does the same.
+variables MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_ and MALLOC_TOP_PAD_ to the same values
+before the process starts does the same.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ the batch-major tensors, with no copy and no transpose of activations or gradien
 
 That pair is one autograd node (``_SinglePair``) whose backward is the four products the
 gradients need (right order: dT = U dY_n, dX = dT V^T, dV = X^T dT, dU = sum_n T_n dY_n^T)
-plus the batch sum for the bias. Letting autograd derive them from the ops took 4-9 % longer per
+plus the batch sum for the bias. Letting autograd derive them from the ops took 4-8 % longer per
 step (about ten nodes instead of one; same-process A/B, D = 1024, batch 256). An earlier version
 kept activations "p-major" ((d1, N, d2) in memory) to make every product a plain GEMM; its
 transposing copies read with a 4 KiB stride and cost more than they saved. Several channels use
@@ -113,7 +113,7 @@ class _SinglePair(torch.autograd.Function):
         need_x, need_u, need_v, need_bias = ctx.needs_input_grad[:4]
         (d1, k1), (d2, k2) = u2.shape, v2.shape
         n = grad.shape[0]
-        gy = grad.view(n, k1, k2) if grad.is_contiguous() else grad.reshape(n, k1, k2)
+        gy = grad.reshape(n, k1, k2)  # a view unless the incoming gradient is strided
         gx = gu = gv = gb = None
         if ctx.right:  # y_n = U^T T_n, T = X V
             gmid = torch.bmm(u2.expand(n, d1, k1), gy)  # dT_n = U dY_n: (N, d1, k2)

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from models.errors import SpecError
+from models.layers.shapes import flat_samples, shaped_output
 
 __all__ = ["FullProjection"]
 
@@ -31,9 +32,5 @@ class FullProjection(nn.Linear):
         self.out_shape = tuple(shape)
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.dim() != 2:
-            x = x.reshape(x.shape[0], -1)  # (N, C, H, W) -> (N, D)
-        y = super().forward(x)  # (N, D) -> (N, out_features)
-        if len(self.out_shape) == 1:
-            return y
-        return y.view(y.shape[0], *self.out_shape)  # (N, *out_shape)
+        y = super().forward(flat_samples(x))  # (N, D) -> (N, out_features)
+        return shaped_output(y, self.out_shape)  # (N, *out_shape)

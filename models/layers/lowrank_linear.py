@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from models.errors import SpecError
+from models.layers.shapes import flat_samples, shaped_output
 from models.layers.svd import SVDFactors
 
 __all__ = ["LowRankLinear"]
@@ -53,13 +54,9 @@ class LowRankLinear(SVDFactors):
         return new
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.dim() != 2:
-            x = x.reshape(x.shape[0], -1)  # (N, C, H, W) -> (N, n)
-        t = x @ self.V  # (N, n) @ (n, r) -> (N, r)
+        t = flat_samples(x) @ self.V  # (N, n) @ (n, r) -> (N, r)
         y = F.linear(t * self.s, self.U, self.bias)  # (N, r) -> (N, m)
-        if len(self.out_shape) == 1:
-            return y
-        return y.view(y.shape[0], *self.out_shape)
+        return shaped_output(y, self.out_shape)
 
     def dense_weight(self) -> Tensor:
         """The equivalent nn.Linear weight (out_features, in_features)."""

@@ -107,8 +107,9 @@ def run_epoch(
     step = first_step
     for start in range(0, n, batch_size):
         idx = order[start : start + batch_size]  # (b,)
+        lr = lr_of_step(step)
         for group in optimizer.param_groups:
-            group["lr"] = lr_of_step(step) * group.get("lr_scale", 1.0)  # see optimizer.py
+            group["lr"] = lr * group.get("lr_scale", 1.0)  # see optimizer.py
         with _autocast(device):
             logits = model(x_all.index_select(0, idx))  # (b, num_classes)
             loss = nn.functional.cross_entropy(logits, y_all.index_select(0, idx))

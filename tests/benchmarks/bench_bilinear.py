@@ -10,9 +10,9 @@ steps sized to about --block-ms (several bilinear steps, one or two dense ones) 
 layers' blocks alternate. The speed-up judged against the target is the median over block pairs
 of each pair's dense / bilinear ratio (adjacent blocks share the machine's mood); median and best
 per-step times are printed beside it ("best" is what the code does when left alone). The first
-few bilinear steps after a dense block run slower (the first about 1.35x, the next few 1.1-1.2x),
-which costs a 50 ms bilinear block 4-5 % against the same steps measured after other bilinear work.
-The verdict keeps that cost.
+few bilinear steps after a dense block run slower (the first 1.3-1.4x, the next two or three
+1.05-1.2x, timed step by step), which costs a 50 ms bilinear block 4-5 % against the same steps
+measured after other bilinear work. The verdict keeps that cost.
 
 Threads: fixed with --threads (default 1). On a shared 2-core machine, 2 threads turn every one of
 the bilinear layer's small GEMMs into an OpenMP barrier that a descheduled thread stalls; run
