@@ -41,6 +41,7 @@ from torch.autograd.function import once_differentiable
 
 from models.costs import bilinear_order
 from models.errors import SpecError
+from models.native import bilinear_pair as native_pair
 
 __all__ = ["BilinearProjection", "bilinear_projection"]
 
@@ -65,14 +66,20 @@ def bilinear_projection(x: Tensor, u: Tensor, v: Tensor, bias: Tensor | None) ->
 
 
 def single_pair(x: Tensor, u: Tensor, v: Tensor, bias: Tensor | None, *,
-                out_shape: tuple[int, ...]) -> Tensor:
+                out_shape: tuple[int, ...], native: bool = True) -> Tensor:
     """C_in = C_out = 1 as one autograd node: x (N, ...) with d1*d2 features per sample (any
     shape: (N, 1, d1, d2), (N, D), (N, 1, H, W)), u (1, 1, d1, k1), v (1, 1, d2, k2), bias
     (1, k1, k2) or None -> (N, *out_shape). Taking and giving any shape spares the module two
-    reshape nodes per step."""
+    reshape nodes per step.
+
+    ``native=True`` takes the C kernel (``models.native.bilinear_pair``) wherever it can run
+    (float32 on a CPU with AVX-512F) and the torch path elsewhere; False always takes the torch
+    path. Both give the same values to float32 rounding."""
     d1, k1 = u.shape[2], u.shape[3]
     d2, k2 = v.shape[2], v.shape[3]
     right = bilinear_order(in_grid=(d1, d2), out_grid=(k1, k2)) == "right"
+    if native and native_pair.usable(x, u, v, bias):
+        return native_pair.forward(x, u, v, bias, right=right, out_shape=out_shape)
     out: Tensor = _SinglePair.apply(x, u, v, bias, right, out_shape)  # type: ignore[no-untyped-call]
     return out
 
