@@ -141,7 +141,8 @@ int bp_backward(long n, int d1, int d2, int k1, int k2, int right, const float *
             const float *xn = x + s * xs, *mn = mid + s * ms, *gn = g + s * ys;
             float *gxn = gx ? gx + s * xs : NULL;
             if (right) {
-                gemm(d1, k2, k1, u, k1, 1, gn, k2, dm, k2, 0);                /* dT = U G */
+                if (gxn || gv || gu)
+                    gemm(d1, k2, k1, u, k1, 1, gn, k2, dm, k2, 0);            /* dT = U G */
                 if (gxn)
                     gemm(d1, d2, k2, dm, k2, 1, vt, d2, gxn, d2, 0);          /* dX = dT V^T */
                 if (gv)
@@ -151,7 +152,8 @@ int bp_backward(long n, int d1, int d2, int k1, int k2, int right, const float *
                     gemm(d1, k1, k2, mn, k2, 1, tr, k1, pu, k1, 1);           /* dU += T G^T */
                 }
             } else {
-                gemm(k1, d2, k2, gn, k2, 1, vt, d2, dm, d2, 0);               /* dZ = G V^T */
+                if (gxn || gu)
+                    gemm(k1, d2, k2, gn, k2, 1, vt, d2, dm, d2, 0);           /* dZ = G V^T */
                 if (gxn)
                     gemm(d1, d2, k1, u, k1, 1, dm, d2, gxn, d2, 0);           /* dX = U dZ */
                 if (gv)
