@@ -7,9 +7,12 @@ Input X: (N, C_in, d1, d2) -> output Y: (N, C_out, k1, k2) with, per output chan
 Parameters: C_in*C_out*(d1*k1 + d2*k2) + C_out*k1*k2. With X flattened row-major (as torch does)
 one channel pair is the dense layer with weight kron(U^T, V^T) (k1*k2 x d1*d2).
 
-Evaluation: a few large matrix products, in the cheaper order (models.costs.bilinear_order).
-For C_in = C_out = 1 (the layer the search uses most) it is one plain GEMM and one batched GEMM on
-the batch-major tensors, with no copy and no transpose of activations or gradients:
+Evaluation, in the cheaper order (models.costs.bilinear_order). For float32 on a CPU with
+AVX-512F, whatever the channel counts: the C kernel of models.native.bilinear_pair (per sample,
+the products run back to back on L1-resident matrices). Otherwise, the torch path: a few large
+matrix products. For C_in = C_out = 1 (the layer the search uses most) that is one plain GEMM and
+one batched GEMM on the batch-major tensors, with no copy and no transpose of activations or
+gradients:
 
 - right order: T = X V as (N*d1, d2) @ (d2, k2) (the batch folds into the rows), then
   Y_n = U^T T_n as a bmm with U^T broadcast over the batch (stride 0, never materialised);
@@ -46,14 +49,18 @@ from models.native import bilinear_pair as native_pair
 __all__ = ["BilinearProjection", "bilinear_projection"]
 
 
-def bilinear_projection(x: Tensor, u: Tensor, v: Tensor, bias: Tensor | None) -> Tensor:
+def bilinear_projection(x: Tensor, u: Tensor, v: Tensor, bias: Tensor | None, *,
+                        native: bool = True) -> Tensor:
     """Functional core. x (N, C_in, d1, d2), u (C_out, C_in, d1, k1), v (C_out, C_in, d2, k2),
-    bias (C_out, k1, k2) or None -> (N, C_out, k1, k2)."""
+    bias (C_out, k1, k2) or None -> (N, C_out, k1, k2). ``native`` as in ``single_pair``."""
     c_out, c_in, d1, k1 = u.shape
     d2, k2 = v.shape[2], v.shape[3]
     if c_in == 1 and c_out == 1:
-        return single_pair(x, u, v, bias, out_shape=(1, k1, k2))
+        return single_pair(x, u, v, bias, out_shape=(1, k1, k2), native=native)
     order = bilinear_order(in_grid=(d1, d2), out_grid=(k1, k2))
+    if native and native_pair.usable(x, u, v, bias):
+        return native_pair.forward(x, u, v, bias, right=order == "right",
+                                   out_shape=(c_out, k1, k2))
     if order == "right":
         t = torch.einsum("nipq,oiqs->noips", x, v)  # (N, C_out, C_in, d1, k2)
         y = torch.einsum("oipr,noips->nors", u, t)  # (N, C_out, k1, k2)

@@ -1,12 +1,14 @@
-/* One-channel bilinear projection, forward and backward, float32, AVX-512 (see bilinear_pair.py).
+/* Bilinear projection, forward and backward, float32, AVX-512 (see bilinear_pair.py).
  *
- * Per sample n, with X_n (d1 x d2), U (d1 x k1), V (d2 x k2), B (k1 x k2), all row-major:
+ * Per sample n and channel pair (o, i), with X_n = X_{n,i} (d1 x d2), U = U_oi (d1 x k1),
+ * V = V_oi (d2 x k2), B = B_o (k1 x k2), all row-major, the output channel o sums over i:
  *   right order:  T_n = X_n V           Y_n = U^T T_n + B
  *   left order:   Z_n = U^T X_n         Y_n = Z_n V + B
  * The middle product M_n (T_n or Z_n) is written out for the backward pass, which computes
  *   right:  dT = U G_n,   dX_n = dT V^T,  dV += X_n^T dT,  dU += T_n G_n^T
  *   left:   dZ = G_n V^T, dX_n = U dZ,    dV += Z_n^T G_n, dU += X_n dZ^T
  *   both:   dB += G_n
+ * (dX_i sums over the output channels o, as Y_o sums over the input channels i.)
  * Why a hand-written kernel: at these sizes (d = 28..64) every product is a few tens of
  * thousands of multiply-adds on matrices that fit in L1, and a BLAS call spends a third of its
  * time packing operands. Here each sample's products run back to back on L1-resident data.
@@ -89,42 +91,109 @@ static void transpose(int rows, int cols, const float *src, float *dst)
             dst[c * rows + r] = src[r * cols + c];
 }
 
-/* x (n, d1*d2), u (d1, k1), v (d2, k2), bias (k1, k2) or NULL -> mid (n, d1*k2 | k1*d2),
- * y (n, k1*k2). right != 0: the right order. */
-void bp_forward(long n, int d1, int d2, int k1, int k2, int right, const float *x,
-                const float *u, const float *v, const float *bias, float *mid, float *y)
+/* Shapes (all row-major, contiguous): x (n, ci, d1, d2), u (co, ci, d1, k1), v (co, ci, d2, k2),
+ * vt = V^T per pair (co, ci, k2, d2), bias (co, k1, k2) or NULL, mid (n, co, ci, ms) with
+ * ms = d1*k2 (right order) or k1*d2 (left order), y and g (n, co, k1, k2). */
+struct dims {
+    long n;
+    int ci, co, d1, d2, k1, k2, right;
+    long xs, ms, ys, us, vs;  /* one channel's block of x, mid, y; one pair's block of u, v */
+};
+
+static struct dims make_dims(long n, int ci, int co, int d1, int d2, int k1, int k2, int right)
 {
-    const long xs = (long)d1 * d2, ms = right ? (long)d1 * k2 : (long)k1 * d2,
-               ys = (long)k1 * k2;
+    struct dims d = {n, ci, co, d1, d2, k1, k2, right, (long)d1 * d2,
+                     right ? (long)d1 * k2 : (long)k1 * d2, (long)k1 * k2, (long)d1 * k1,
+                     (long)d2 * k2};
+    return d;
+}
+
+/* Y_o = sum_i U_oi^T X_i V_oi + B_o for every sample; the middle products go to mid. */
+void bp_forward(long n, int ci, int co, int d1, int d2, int k1, int k2, int right,
+                const float *x, const float *u, const float *v, const float *bias, float *mid,
+                float *y)
+{
+    const struct dims d = make_dims(n, ci, co, d1, d2, k1, k2, right);
 #pragma omp parallel for schedule(static)
     for (long s = 0; s < n; s++) {
-        const float *xn = x + s * xs;
-        float *mn = mid + s * ms, *yn = y + s * ys;
-        if (bias)
-            memcpy(yn, bias, sizeof(float) * ys);
-        if (right) {
-            gemm(d1, k2, d2, xn, d2, 1, v, k2, mn, k2, 0);            /* T = X V */
-            gemm(k1, k2, d1, u, 1, k1, mn, k2, yn, k2, bias != 0);    /* Y = U^T T (+ B) */
-        } else {
-            gemm(k1, d2, d1, u, 1, k1, xn, d2, mn, d2, 0);            /* Z = U^T X */
-            gemm(k1, k2, d2, mn, d2, 1, v, k2, yn, k2, bias != 0);    /* Y = Z V (+ B) */
+        for (int o = 0; o < co; o++) {
+            float *yo = y + (s * co + o) * d.ys;
+            if (bias)
+                memcpy(yo, bias + o * d.ys, sizeof(float) * d.ys);
+            for (int i = 0; i < ci; i++) {
+                const long pair = (long)o * ci + i;
+                const float *xi = x + (s * ci + i) * d.xs, *uo = u + pair * d.us,
+                            *vo = v + pair * d.vs;
+                float *m = mid + (s * co * ci + pair) * d.ms;
+                const int acc = bias != 0 || i > 0;
+                if (right) {
+                    gemm(d1, k2, d2, xi, d2, 1, vo, k2, m, k2, 0);        /* T = X V */
+                    gemm(k1, k2, d1, uo, 1, k1, m, k2, yo, k2, acc);      /* Y += U^T T */
+                } else {
+                    gemm(k1, d2, d1, uo, 1, k1, xi, d2, m, d2, 0);        /* Z = U^T X */
+                    gemm(k1, k2, d2, m, d2, 1, vo, k2, yo, k2, acc);      /* Y += Z V */
+                }
+            }
         }
     }
 }
 
-/* g (n, k1*k2) -> gx (n, d1*d2) or NULL, gu (d1, k1), gv (d2, k2), gb (k1, k2), each NULL when
- * not wanted (gu, gv, gb are overwritten). vt = V^T (k2, d2). Returns 0, or -1 when out of
- * memory (nothing is written then but possibly part of gx). */
-int bp_backward(long n, int d1, int d2, int k1, int k2, int right, const float *x,
-                const float *u, const float *vt, const float *mid, const float *g, float *gx,
-                float *gu, float *gv, float *gb)
+/* One sample's gradients. dm: scratch for dMid (ms floats); tr: scratch for one transpose. */
+static void backward_sample(const struct dims *d, long s, const float *x, const float *u,
+                            const float *vt, const float *mid, const float *g, float *gx,
+                            float *pu, float *pv, float *pb, float *dm, float *tr)
 {
-    const long xs = (long)d1 * d2, ms = right ? (long)d1 * k2 : (long)k1 * d2,
-               ys = (long)k1 * k2;
-    const long nu = (long)d1 * k1, nv = (long)d2 * k2;
+    const int ci = d->ci, co = d->co, d1 = d->d1, d2 = d->d2, k1 = d->k1, k2 = d->k2;
+    for (int o = 0; o < co; o++) {
+        const float *gn = g + (s * co + o) * d->ys;
+        for (int i = 0; i < ci; i++) {
+            const long pair = (long)o * ci + i;
+            const float *xn = x + (s * ci + i) * d->xs, *mn = mid + (s * co * ci + pair) * d->ms;
+            const float *uo = u + pair * d->us, *vto = vt + pair * d->vs;
+            float *gxn = gx ? gx + (s * ci + i) * d->xs : NULL;
+            float *pui = pu ? pu + pair * d->us : NULL, *pvi = pv ? pv + pair * d->vs : NULL;
+            const int acc_x = o > 0;  /* dX_i sums over the output channels */
+            if (d->right) {
+                if (gxn || pvi || pui)
+                    gemm(d1, k2, k1, uo, k1, 1, gn, k2, dm, k2, 0);           /* dT = U G */
+                if (gxn)
+                    gemm(d1, d2, k2, dm, k2, 1, vto, d2, gxn, d2, acc_x);     /* dX += dT V^T */
+                if (pvi)
+                    gemm(d2, k2, d1, xn, 1, d2, dm, k2, pvi, k2, 1);          /* dV += X^T dT */
+                if (pui) {
+                    transpose(k1, k2, gn, tr);                                 /* G^T */
+                    gemm(d1, k1, k2, mn, k2, 1, tr, k1, pui, k1, 1);          /* dU += T G^T */
+                }
+            } else {
+                if (gxn || pui)
+                    gemm(k1, d2, k2, gn, k2, 1, vto, d2, dm, d2, 0);          /* dZ = G V^T */
+                if (gxn)
+                    gemm(d1, d2, k1, uo, k1, 1, dm, d2, gxn, d2, acc_x);      /* dX += U dZ */
+                if (pvi)
+                    gemm(d2, k2, k1, mn, 1, d2, gn, k2, pvi, k2, 1);          /* dV += Z^T G */
+                if (pui) {
+                    transpose(k1, d2, dm, tr);                                 /* dZ^T */
+                    gemm(d1, k1, d2, xn, d2, 1, tr, k1, pui, k1, 1);          /* dU += X dZ^T */
+                }
+            }
+        }
+        if (pb)
+            for (long j = 0; j < d->ys; j++)
+                pb[o * d->ys + j] += gn[j];
+    }
+}
+
+/* g -> gx (or NULL), gu (co, ci, d1, k1), gv (co, ci, d2, k2), gb (co, k1, k2); each NULL when
+ * not wanted; gu, gv, gb are overwritten. Returns 0, or -1 when out of memory (then nothing is
+ * written but possibly part of gx). */
+int bp_backward(long n, int ci, int co, int d1, int d2, int k1, int k2, int right,
+                const float *x, const float *u, const float *vt, const float *mid,
+                const float *g, float *gx, float *gu, float *gv, float *gb)
+{
+    const struct dims d = make_dims(n, ci, co, d1, d2, k1, k2, right);
+    const long nu = (long)co * ci * d.us, nv = (long)co * ci * d.vs, nb = (long)co * d.ys;
     /* per thread: partial dU, dV, dB, then scratch for dMid and one transposed matrix */
-    const long scratch = ms + (right ? (long)k2 * k1 : (long)d2 * k1);
-    const long per = nu + nv + ys + scratch;
+    const long per = nu + nv + nb + d.ms + (right ? (long)k2 * k1 : (long)d2 * k1);
     const int threads = omp_get_max_threads();
     float *buf = calloc((size_t)threads * per, sizeof(float));
     if (!buf)
@@ -135,41 +204,14 @@ int bp_backward(long n, int d1, int d2, int k1, int k2, int right, const float *
         const int t = omp_get_thread_num();
 #pragma omp single
         used = omp_get_num_threads();
-        float *pu = buf + t * per, *pv = pu + nu, *pb = pv + nv, *dm = pb + ys, *tr = dm + ms;
+        float *pu = buf + t * per, *pv = pu + nu, *pb = pv + nv, *dm = pb + nb, *tr = dm + d.ms;
 #pragma omp for schedule(static)
-        for (long s = 0; s < n; s++) {
-            const float *xn = x + s * xs, *mn = mid + s * ms, *gn = g + s * ys;
-            float *gxn = gx ? gx + s * xs : NULL;
-            if (right) {
-                if (gxn || gv || gu)
-                    gemm(d1, k2, k1, u, k1, 1, gn, k2, dm, k2, 0);            /* dT = U G */
-                if (gxn)
-                    gemm(d1, d2, k2, dm, k2, 1, vt, d2, gxn, d2, 0);          /* dX = dT V^T */
-                if (gv)
-                    gemm(d2, k2, d1, xn, 1, d2, dm, k2, pv, k2, 1);           /* dV += X^T dT */
-                if (gu) {
-                    transpose(k1, k2, gn, tr);                                 /* G^T */
-                    gemm(d1, k1, k2, mn, k2, 1, tr, k1, pu, k1, 1);           /* dU += T G^T */
-                }
-            } else {
-                if (gxn || gu)
-                    gemm(k1, d2, k2, gn, k2, 1, vt, d2, dm, d2, 0);           /* dZ = G V^T */
-                if (gxn)
-                    gemm(d1, d2, k1, u, k1, 1, dm, d2, gxn, d2, 0);           /* dX = U dZ */
-                if (gv)
-                    gemm(d2, k2, k1, mn, 1, d2, gn, k2, pv, k2, 1);           /* dV += Z^T G */
-                if (gu) {
-                    transpose(k1, d2, dm, tr);                                 /* dZ^T */
-                    gemm(d1, k1, d2, xn, d2, 1, tr, k1, pu, k1, 1);           /* dU += X dZ^T */
-                }
-            }
-            if (gb)
-                for (long i = 0; i < ys; i++)
-                    pb[i] += gn[i];
-        }
+        for (long s = 0; s < n; s++)
+            backward_sample(&d, s, x, u, vt, mid, g, gx, gu ? pu : NULL, gv ? pv : NULL,
+                            gb ? pb : NULL, dm, tr);
     }
     float *outs[3] = {gu, gv, gb};
-    const long offsets[3] = {0, nu, nu + nv}, sizes[3] = {nu, nv, ys};
+    const long offsets[3] = {0, nu, nu + nv}, sizes[3] = {nu, nv, nb};
     for (int o = 0; o < 3; o++) {
         if (!outs[o])
             continue;

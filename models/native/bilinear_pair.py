@@ -1,11 +1,11 @@
-"""The one-channel bilinear pair (C_in = C_out = 1) in a C kernel: forward and backward.
+"""The bilinear projection in a C kernel (bilinear_pair.c): forward and backward, any C_in, C_out.
 
-Same contract as ``models.layers.bilinear.single_pair``, which calls ``forward`` here when
-``usable`` says the kernel can take the call: float32 CPU tensors, no autocast, not inside
-``torch.compile``, and a kernel that built for this CPU (AVX-512F; see ``models.native.build``).
-Anything else takes the torch path. Measured against that path (one thread, batch 256, forward +
-backward): 1.29x as fast at D = 1024, 1.41x at 4096, 1.67x at 784
-(``tests/benchmarks/bench_bilinear.py --compare-paths``).
+``models.layers.bilinear`` calls ``forward`` here when ``usable`` says the kernel can take the
+call: float32 CPU tensors, no autocast, not inside ``torch.compile``, and a kernel that built for
+this CPU (AVX-512F; see ``models.native.build``). Anything else takes the torch path. Measured
+against that path for one channel (one thread, batch 256, forward + backward, the "kernel gain"
+column of ``tests/benchmarks/bench_bilinear.py``): 1.36-1.58x as fast at D = 1024, 1.43-1.50x
+at 4096, 1.54-1.63x at 784.
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ def library() -> ctypes.CDLL | None:
     why)."""
     lib = build.load(NAME, needs=("avx512f",))
     if lib is not None:
-        lib.bp_forward.argtypes = [_LONG, _INT, _INT, _INT, _INT, _INT, *[_PTR] * 6]
+        lib.bp_forward.argtypes = [_LONG, *[_INT] * 7, *[_PTR] * 6]
         lib.bp_forward.restype = None
-        lib.bp_backward.argtypes = [_LONG, _INT, _INT, _INT, _INT, _INT, *[_PTR] * 9]
+        lib.bp_backward.argtypes = [_LONG, *[_INT] * 7, *[_PTR] * 9]
         lib.bp_backward.restype = _INT
     return lib
 
@@ -52,8 +52,9 @@ def usable(*tensors: Tensor | None) -> bool:
 
 def forward(x: Tensor, u: Tensor, v: Tensor, bias: Tensor | None, *, right: bool,
             out_shape: tuple[int, ...]) -> Tensor:
-    """x (N, ...) with d1*d2 features per sample, u (1, 1, d1, k1), v (1, 1, d2, k2), bias
-    (1, k1, k2) or None -> (N, *out_shape). Call only when ``usable(x, u, v, bias)``."""
+    """x (N, ...) with C_in*d1*d2 features per sample (read as (N, C_in, d1, d2)), u (C_out,
+    C_in, d1, k1), v (C_out, C_in, d2, k2), bias (C_out, k1, k2) or None -> (N, *out_shape),
+    out_shape holding C_out*k1*k2 values. Call only when ``usable(x, u, v, bias)``."""
     out: Tensor = _NativePair.apply(x, u, v, bias, right, out_shape)  # type: ignore[no-untyped-call]
     return out
 
@@ -71,13 +72,14 @@ class _NativePair(torch.autograd.Function):
         lib = library()
         assert lib is not None, "call only when usable()"
         n = x.shape[0]
-        (d1, k1), (d2, k2) = u.shape[2:], v.shape[2:]
+        c_out, c_in, d1, k1 = u.shape
+        d2, k2 = v.shape[2:]
         xc, uc, vc = x.contiguous(), u.detach().contiguous(), v.detach().contiguous()
         bc = None if bias is None else bias.detach().contiguous()
-        mid = x.new_empty(n, d1 * k2 if right else k1 * d2)
+        mid = x.new_empty(n, c_out * c_in * (d1 * k2 if right else k1 * d2))
         y = x.new_empty(n, *out_shape)
-        lib.bp_forward(n, d1, d2, k1, k2, int(right), _ptr(xc), _ptr(uc), _ptr(vc), _ptr(bc),
-                       _ptr(mid), _ptr(y))
+        lib.bp_forward(n, c_in, c_out, d1, d2, k1, k2, int(right), _ptr(xc), _ptr(uc), _ptr(vc),
+                       _ptr(bc), _ptr(mid), _ptr(y))
         ctx.right, ctx.has_bias, ctx.x_shape = right, bias is not None, x.shape
         ctx.save_for_backward(xc, uc, vc, mid)
         return y
@@ -90,15 +92,17 @@ class _NativePair(torch.autograd.Function):
         x, u, v, mid = ctx.saved_tensors
         need_x, need_u, need_v, need_bias = ctx.needs_input_grad[:4]
         n = x.shape[0]
-        (d1, k1), (d2, k2) = u.shape[2:], v.shape[2:]
+        c_out, c_in, d1, k1 = u.shape
+        d2, k2 = v.shape[2:]
         g = grad.contiguous()
         gx = x.new_empty(ctx.x_shape) if need_x else None
         gu = u.new_empty(u.shape) if need_u else None
         gv = v.new_empty(v.shape) if need_v else None
-        gb = v.new_empty(1, k1, k2) if need_bias and ctx.has_bias else None
-        vt = v.view(d2, k2).t().contiguous()
-        status = lib.bp_backward(n, d1, d2, k1, k2, int(ctx.right), _ptr(x), _ptr(u), _ptr(vt),
-                                 _ptr(mid), _ptr(g), _ptr(gx), _ptr(gu), _ptr(gv), _ptr(gb))
+        gb = v.new_empty(c_out, k1, k2) if need_bias and ctx.has_bias else None
+        vt = v.transpose(2, 3).contiguous()  # V_oi^T: (C_out, C_in, k2, d2)
+        status = lib.bp_backward(n, c_in, c_out, d1, d2, k1, k2, int(ctx.right), _ptr(x),
+                                 _ptr(u), _ptr(vt), _ptr(mid), _ptr(g), _ptr(gx), _ptr(gu),
+                                 _ptr(gv), _ptr(gb))
         if status != 0:
             raise MemoryError("bilinear_pair kernel: out of memory for its per-thread buffers")
         return gx, gu, gv, gb, None, None

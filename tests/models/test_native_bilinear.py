@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from models.costs import bilinear_order
 from models.layers import bilinear
 from models.layers.bilinear import BilinearProjection, single_pair
 from models.native import bilinear_pair, build
@@ -32,23 +33,25 @@ def kernel() -> None:
     assert bilinear_pair.library() is not None, build.unavailable_reason(bilinear_pair.NAME)
 
 
-def _tensors(n: int, d1: int, d2: int, k1: int, k2: int, *, seed: int,
-             wanted: str = "xuvb") -> dict[str, torch.Tensor]:
+def _tensors(n: int, d1: int, d2: int, k1: int, k2: int, *, seed: int, wanted: str = "xuvb",
+             c_in: int = 1, c_out: int = 1) -> dict[str, torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
-    shapes = {"x": (n, d1 * d2), "u": (1, 1, d1, k1), "v": (1, 1, d2, k2), "b": (1, k1, k2)}
+    shapes = {"x": (n, c_in * d1 * d2), "u": (c_out, c_in, d1, k1), "v": (c_out, c_in, d2, k2),
+              "b": (c_out, k1, k2)}
     return {name: torch.randn(*shape, generator=gen).requires_grad_(name in wanted)
             for name, shape in shapes.items()}
 
 
 def _reference(t: dict[str, torch.Tensor], grad: torch.Tensor, bias: bool
                ) -> dict[str, torch.Tensor | None]:
-    """U^T X_n V + B per sample in float64, and its gradients under ``grad``."""
+    """Y_no = sum_i U_oi^T X_ni V_oi + B_o in float64, and its gradients under ``grad``."""
     d = {name: v.detach().double().requires_grad_(v.requires_grad) for name, v in t.items()}
-    d1, k1 = d["u"].shape[2:]
-    d2, k2 = d["v"].shape[2:]
-    y = d["u"].view(d1, k1).t() @ d["x"].view(-1, d1, d2) @ d["v"].view(d2, k2)
+    _, c_in, d1, _ = d["u"].shape
+    d2 = d["v"].shape[2]
+    x = d["x"].view(-1, c_in, d1, d2)
+    y = torch.einsum("oipr,nipq,oiqs->nors", d["u"], x, d["v"])
     if bias:
-        y = y + d["b"].view(k1, k2)
+        y = y + d["b"]
     y.backward(grad.double().view_as(y))
     return {"y": y.detach(), **{name: v.grad for name, v in d.items()}}
 
@@ -87,13 +90,44 @@ def test_kernel_matches_the_float64_reference(shape: tuple[int, int, int, int], 
 
 
 @pytest.mark.usefixtures("kernel")
+@pytest.mark.parametrize(("c_in", "c_out"), [(2, 3), (3, 1), (1, 2)])
+@pytest.mark.parametrize(("shape", "order"), [((4, 6, 5, 3), "right"), ((6, 5, 3, 20), "left")])
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
+def test_kernel_matches_the_float64_reference_for_many_channels(
+        c_in: int, c_out: int, shape: tuple[int, int, int, int], order: str, bias: bool) -> None:
+    """Y_o sums over the input channels, dX_i over the output channels; each pair has its
+    own U, V. Through the module, which picks the order from the shapes."""
+    d1, d2, k1, k2 = shape
+    assert bilinear_order(in_grid=(d1, d2), out_grid=(k1, k2)) == order
+    layer = BilinearProjection(c_in, c_out, in_grid=(d1, d2), out_grid=(k1, k2), bias=bias)
+    t = _tensors(9, *shape, seed=c_in * 10 + c_out, c_in=c_in, c_out=c_out)
+    with torch.no_grad():
+        layer.U.copy_(t["u"])
+        layer.V.copy_(t["v"])
+        if layer.bias is not None:
+            layer.bias.copy_(t["b"])
+    grad = torch.randn(9, c_out, k1, k2)
+    y = layer(t["x"])
+    y.backward(grad)
+    want = _reference(t, grad, bias)
+    _close(y.detach(), want["y"], "y")
+    _close(t["x"].grad, want["x"], "grad x")
+    _close(layer.U.grad, want["u"], "grad u")
+    _close(layer.V.grad, want["v"], "grad v")
+    _close(None if layer.bias is None else layer.bias.grad, want["b"] if bias else None,
+           "grad b")
+
+
+@pytest.mark.usefixtures("kernel")
 @pytest.mark.parametrize("wanted", ["x", "uvb", "xu", "v", "b"])
 @pytest.mark.parametrize("right", [True, False], ids=["right", "left"])
-def test_kernel_computes_exactly_the_gradients_asked_for(wanted: str, right: bool) -> None:
-    t = _tensors(6, 5, 4, 3, 6, seed=7, wanted=wanted)
-    grad = torch.randn(6, 3, 6)
+@pytest.mark.parametrize("channels", [1, 2])
+def test_kernel_computes_exactly_the_gradients_asked_for(wanted: str, right: bool,
+                                                         channels: int) -> None:
+    t = _tensors(6, 5, 4, 3, 6, seed=7, wanted=wanted, c_in=channels, c_out=channels)
+    grad = torch.randn(6, channels, 3, 6)
     bilinear_pair.forward(t["x"], t["u"], t["v"], t["b"], right=right,
-                          out_shape=(3, 6)).backward(grad)
+                          out_shape=(channels, 3, 6)).backward(grad)
     want = _reference(t, grad, True)
     for name in "xuvb":
         _close(t[name].grad, want[name], f"grad {name}")
