@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -251,6 +253,24 @@ def test_a_kernel_is_built_once_then_loaded_from_the_cache(tiny_source: Path,
     assert _load("tiny") is not None
     assert len([line for line in tiny_source.read_text().splitlines() if "-o " in line]) == 1
     assert list((tmp_path / "cache").iterdir()) == [built]  # no scratch left behind
+
+
+@needs_compiler
+def test_processes_that_build_at_once_all_load_a_whole_library(tiny_source: Path,
+                                                               tmp_path: Path) -> None:
+    """Search workers start together: each compiles into a scratch folder and renames the
+    result into place, so none loads a half-written file and one library is left."""
+    script = ("import sys; from pathlib import Path; from models.native import build; "
+              "build.SOURCE_DIR = Path(sys.argv[1]); lib = build.load('tiny'); "
+              "print(lib.answer() if lib else build.unavailable_reason('tiny'))")
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(build.SOURCE_DIR)],
+                              stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parents[2])
+             for _ in range(4)]
+    outputs = [p.communicate(timeout=120)[0].strip() for p in procs]
+    assert outputs == ["42"] * 4
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [
+        p.name for p in (tmp_path / "cache").glob("tiny-*.so")]
+    assert len(list((tmp_path / "cache").iterdir())) == 1
 
 
 @needs_compiler
