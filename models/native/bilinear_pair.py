@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import math
 from typing import Any
 
 import torch
@@ -56,8 +57,28 @@ def forward(x: Tensor, u: Tensor, v: Tensor, bias: Tensor | None, *, right: bool
     """x (N, ...) with C_in*d1*d2 features per sample (read as (N, C_in, d1, d2)), u (C_out,
     C_in, d1, k1), v (C_out, C_in, d2, k2), bias (C_out, k1, k2) or None -> (N, *out_shape),
     out_shape holding C_out*k1*k2 values. Call only when ``usable(x, u, v, bias)``."""
+    _check_shapes(x, u, v, bias, out_shape)
     out: Tensor = _NativePair.apply(x, u, v, bias, right, out_shape)  # type: ignore[no-untyped-call]
     return out
+
+
+def _check_shapes(x: Tensor, u: Tensor, v: Tensor, bias: Tensor | None,
+                  out_shape: tuple[int, ...]) -> None:
+    """The kernel reads and writes raw memory: a shape that does not fit must stop here."""
+    if u.dim() != 4 or v.dim() != 4 or u.shape[:2] != v.shape[:2]:
+        raise ValueError(f"bilinear kernel: U {tuple(u.shape)} and V {tuple(v.shape)} must be "
+                         "(C_out, C_in, d1, k1) and (C_out, C_in, d2, k2)")
+    c_out, c_in, d1, k1 = u.shape
+    d2, k2 = v.shape[2:]
+    if x.dim() < 1 or x.numel() != x.shape[0] * c_in * d1 * d2:
+        raise ValueError(f"bilinear kernel: input shape {tuple(x.shape)} must hold "
+                         f"C_in*d1*d2 = {c_in}*{d1}*{d2} = {c_in * d1 * d2} features per sample")
+    if bias is not None and tuple(bias.shape) != (c_out, k1, k2):
+        raise ValueError(f"bilinear kernel: bias shape {tuple(bias.shape)} must be "
+                         f"(C_out, k1, k2) = {(c_out, k1, k2)}")
+    if math.prod(out_shape) != c_out * k1 * k2:
+        raise ValueError(f"bilinear kernel: out_shape {out_shape} must hold C_out*k1*k2 = "
+                         f"{c_out * k1 * k2} values")
 
 
 def _ptr(t: Tensor | None) -> int | None:

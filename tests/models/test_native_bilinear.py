@@ -154,6 +154,23 @@ def test_kernel_takes_strided_inputs_and_an_empty_batch() -> None:
 
 
 @pytest.mark.usefixtures("kernel")
+def test_shapes_that_do_not_fit_are_refused_before_the_kernel_touches_memory() -> None:
+    t = _tensors(3, 4, 5, 2, 3, seed=11, c_in=2, c_out=3)
+    x, u, v, b = t["x"], t["u"], t["v"], t["b"]
+    forward = bilinear_pair.forward
+    with pytest.raises(ValueError, match=r"input shape \(3, 41\) must hold C_in\*d1\*d2 = "
+                       r"2\*4\*5 = 40 features per sample"):
+        forward(torch.randn(3, 41), u, v, b, right=True, out_shape=(3, 2, 3))
+    with pytest.raises(ValueError, match=r"U \(3, 2, 4, 2\) and V \(3, 1, 5, 3\) must be"):
+        forward(x, u, v[:, :1], b, right=True, out_shape=(3, 2, 3))
+    with pytest.raises(ValueError, match=r"bias shape \(1, 2, 3\) must be \(C_out, k1, k2\)"):
+        forward(x, u, v, b[:1], right=True, out_shape=(3, 2, 3))
+    with pytest.raises(ValueError, match=r"out_shape \(2, 2, 3\) must hold C_out\*k1\*k2 = 18"):
+        forward(x, u, v, b, right=True, out_shape=(2, 2, 3))
+    assert forward(x, u, v, b, right=True, out_shape=(18,)).shape == (3, 18)
+
+
+@pytest.mark.usefixtures("kernel")
 def test_kernel_gives_the_same_bits_on_every_run_with_two_threads() -> None:
     """dU, dV and dB are summed per thread over fixed blocks of samples, then in thread order."""
     threads = torch.get_num_threads()
