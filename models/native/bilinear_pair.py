@@ -4,9 +4,10 @@
 call: float32 CPU tensors, no autocast, not inside ``torch.compile``, and a kernel that built for
 this CPU (AVX-512F; see ``models.native.build``). Anything else takes the torch path. Measured
 against that path for one channel (one thread, batch 256, forward + backward, the "kernel gain"
-column of ``tests/benchmarks/bench_bilinear.py``): 1.36-1.58x as fast at D = 1024, 1.43-1.50x
-at 4096, 1.54-1.63x at 784. Several channels (scratch A/B, one thread): 1.90x for 2 -> 2 channels
-of 28 x 28 at batch 256, 1.93x for 1 -> 4 at batch 64, 1.30x for 3 -> 2 of 16 x 16.
+column of ``tests/benchmarks/bench_bilinear.py``, 6 runs): 1.29-1.82x as fast at D = 1024,
+1.40-1.63x at 4096, 1.47-1.68x at 784. Several channels (scratch A/B, one thread): 1.90x for
+2 -> 2 channels of 28 x 28 at batch 256, 1.93x for 1 -> 4 at batch 64, 1.30x for 3 -> 2 of
+16 x 16.
 """
 
 from __future__ import annotations
