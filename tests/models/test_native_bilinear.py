@@ -315,6 +315,18 @@ def test_each_reason_not_to_build_is_named(tiny_source: Path,
     assert not tiny_source.exists()  # none of these ran the compiler
 
 
+@needs_compiler
+def test_a_cache_folder_that_cannot_be_made_is_reported(tiny_source: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("PARETONAS_KERNEL_CACHE", str(blocker / "kernels"))
+    assert _load("tiny") is None
+    reason = str(build.unavailable_reason("tiny"))
+    assert reason.startswith(("FileExistsError", "NotADirectoryError")), reason
+    assert str(blocker) in reason
+
+
 def test_usable_refuses_what_the_kernel_cannot_take() -> None:
     x = torch.randn(2, 4)
     assert not bilinear_pair.usable(x.double())
