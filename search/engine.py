@@ -41,7 +41,7 @@ from search.study import (
     trial_id,
     trial_seed,
 )
-from search.trainer import EpochReport, train
+from search.training import EpochReport, train
 
 __all__ = [
     "FrontMember",

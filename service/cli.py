@@ -12,6 +12,7 @@ import importlib
 
 import typer
 import typer.main
+from typer._click import Context as ClickContext  # typer vendors click; its TyperGroup takes this
 from typer.core import TyperCommand, TyperGroup
 
 # name -> the line `paretonas --help` shows. Module service.commands.<name> defines <name>: a
@@ -42,10 +43,10 @@ def load_command(name: str) -> TyperCommand | TyperGroup:
 class _LazyGroup(TyperGroup):
     """Lists sub-commands from ``COMMANDS``; imports one only when it is resolved to run."""
 
-    def list_commands(self, ctx: typer.Context) -> list[str]:
+    def list_commands(self, ctx: ClickContext) -> list[str]:
         return sorted(COMMANDS)
 
-    def get_command(self, ctx: typer.Context, cmd_name: str) -> TyperCommand | None:
+    def get_command(self, ctx: ClickContext, cmd_name: str) -> TyperCommand | None:
         # Used for listings (--help): a placeholder carrying the summary, nothing imported.
         summary = COMMANDS.get(cmd_name)
         if summary is None:
@@ -53,7 +54,7 @@ class _LazyGroup(TyperGroup):
         return TyperCommand(cmd_name, help=summary, short_help=summary)
 
     def resolve_command(
-        self, ctx: typer.Context, args: list[str]
+        self, ctx: ClickContext, args: list[str]
     ) -> tuple[str | None, TyperCommand | TyperGroup | None, list[str]]:
         name = args[0]
         if name not in COMMANDS:

@@ -18,7 +18,7 @@ from typing import TypeVar
 
 from search import engine as search_engine
 from search.engine import TrialOutcome
-from search.trainer import EpochReport
+from search.training import EpochReport
 from service.worker.backoff import Backoff, StopRequested, retry_transient
 from service.worker.claim import Claim, claim_next
 from service.worker.context import WorkerContext

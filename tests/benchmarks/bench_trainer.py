@@ -1,4 +1,4 @@
-"""Benchmark: search.trainer.train against a textbook PyTorch loop, measured in the same run.
+"""Benchmark: search.training.train against a textbook PyTorch loop, measured in the same run.
 
 Textbook baseline: DataLoader(TensorDataset(x, y), batch_size, shuffle=True), the same model (a
 deep copy of the same initial weights), the same optimizer class and learning rate, the same
@@ -42,7 +42,7 @@ from models.spec import ArchSpec, LayerSpec
 from search.datasets import Dataset, Splits, split_dataset
 from search.datasets.builtin import load_digits_dataset
 from search.heap import retain_freed_memory
-from search.trainer import TrainConfig, train
+from search.training import TrainConfig, train
 
 
 def textbook_loop(model: nn.Module, splits: Splits, config: TrainConfig) -> float:
@@ -144,7 +144,7 @@ def compare(
           f"batch {config.batch_size}, {config.optimizer} lr {config.lr}")
     print(f"  textbook DataLoader loop: {samples / best['textbook']:10.0f} samples/s at best "
           f"({best['textbook']:.2f} s, val acc {baseline_acc:.3f})")
-    print(f"  search.trainer.train:     {samples / best['trainer']:10.0f} samples/s at best "
+    print(f"  search.training.train:     {samples / best['trainer']:10.0f} samples/s at best "
           f"({best['trainer']:.2f} s, val acc {result.val_accuracy:.3f})")
     print(f"  compute floor (no eval):  {samples / best['floor']:10.0f} samples/s at best "
           f"({best['floor']:.2f} s): the same steps on batches cut in advance")

@@ -209,3 +209,17 @@ def test_cnn_space_decodes_convolutions_with_conditional_decomposition() -> None
     assert check_space(space, **DIGITS) == max(
         count_params(decode(space, p, **DIGITS)) for p in every
     )
+
+
+def test_parsing_a_space_imports_no_torch() -> None:
+    """search.space reads TrainConfig from search.training, whose torch-using names load lazily."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, search.space, search.training; "
+        "search.space.parse_space({'depth': 1}); "
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

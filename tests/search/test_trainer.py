@@ -1,4 +1,4 @@
-"""search.trainer.train end to end on digits: determinism, the callback, costs, SVD training."""
+"""search.training.train end to end on digits: determinism, the callback, costs, SVD training."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from models import build_model, count_macs, count_params
 from models.spec import ArchSpec, LayerSpec
 from search.datasets import Splits, load_dataset, split_dataset
 from search.errors import SearchError
-from search.trainer import EpochReport, TrainConfig, train
+from search.training import EpochReport, TrainConfig, train
 
 MLP = ArchSpec(input_shape=(1, 8, 8), num_classes=10, base_channels=1, hidden_hw=(8, 8),
                layers=(LayerSpec(kind="full"),))

@@ -1,4 +1,4 @@
-"""The search space's frozen value types and size limits (parsing: ``search.space_parse``)."""
+"""The search space's frozen value types and size limits (parsing: ``search.space.parse``)."""
 
 from __future__ import annotations
 

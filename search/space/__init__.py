@@ -10,9 +10,9 @@ A space is a JSON object (``parse_space`` also takes the parsed form of a YAML f
      "convs": [{"kinds": ["full", "lowrank"], "multipliers": [1, 2], "pool": true}],  # cnn only
      "train": {"epochs": 12}}                        # the TrainConfig every trial uses
 
-This module gathers the pieces: value types (``search.space_types``), parsing
-(``search.space_parse``), trial parameters and ``decode`` (``search.space_params``) and sizes
-(``search.space_size``).
+This module gathers the pieces: value types (``search.space.types``), parsing
+(``search.space.parse``), trial parameters and ``decode`` (``search.space.params``) and sizes
+(``search.space.size``).
 
 >>> space = parse_space({"depth": [1, 2], "kinds": ["full", "bilinear"]})
 >>> space.depths, space.layer_choices(1).kinds
@@ -25,10 +25,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from search.space_params import Choice, decode, encode, sample_params
-from search.space_parse import parse_space
-from search.space_size import check_space, largest_spec
-from search.space_types import (
+from search.space.params import Choice, decode, encode, sample_params
+from search.space.parse import parse_space
+from search.space.size import check_space, largest_spec
+from search.space.types import (
     LIMITS,
     ConvChoices,
     LayerChoices,

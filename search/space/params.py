@@ -11,7 +11,7 @@ categorical parameter named by its place in the spec:
 ``decomposition`` and ``energy_threshold`` exist only when that layer is low-rank, so the space is
 conditional (Optuna's define-by-run handles that; enqueued parameter dicts follow the same rule).
 
->>> from search.space_parse import parse_space
+>>> from search.space.parse import parse_space
 >>> space = parse_space({"depth": [1, 2], "kinds": ["full", "bilinear"], "multipliers": [1]})
 >>> params = {"depth": 1, "layers.0.kind": "bilinear"}
 >>> spec = decode(space, params, input_shape=(1, 8, 8), num_classes=10)
@@ -27,7 +27,7 @@ from typing import Any
 
 from models.spec import ArchSpec, ConvSpec, LayerSpec
 from search.errors import SpaceError
-from search.space_types import SearchSpace
+from search.space.types import SearchSpace
 
 __all__ = ["Choice", "Pick", "decode", "encode", "sample_params"]
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from models.spec import BACKBONES, CONV_KINDS, DECOMPOSITIONS, PROJECTION_KINDS
 from search.errors import SpaceError
-from search.space_types import (
+from search.space.types import (
     LIMITS,
     ConvChoices,
     LayerOverride,

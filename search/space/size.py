@@ -18,7 +18,7 @@ from models import count_params
 from models.errors import SpecError
 from models.spec import ArchSpec, ConvSpec, LayerSpec
 from search.errors import SpaceError
-from search.space_types import LIMITS, SearchSpace
+from search.space.types import LIMITS, SearchSpace
 
 __all__ = ["check_space", "largest_spec"]
 
