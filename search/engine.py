@@ -152,6 +152,7 @@ def run_ticket(
         torch.manual_seed(_init_seed(config, ticket.number))
         model = build_model(spec)
     result = train(model, spec, splits, config.train, device=device, on_epoch=on_epoch)
+    preprocess = splits.preprocess()
     excess = None if config.max_params is None else result.params - config.max_params
     values: tuple[float, ...] = (result.val_accuracy, float(result.params))
     if "macs" in config.objectives:
@@ -161,7 +162,8 @@ def run_ticket(
         val_accuracy=result.val_accuracy, test_accuracy=result.test_accuracy,
         params=result.params, macs=result.macs, feasible=excess is None or excess <= 0,
         train_seconds=result.train_seconds, spec_json=result.spec.to_json(),
-        weights=to_safetensors(result.model.cpu(), result.spec), excess=excess,
+        weights=to_safetensors(result.model.cpu(), result.spec, preprocess=preprocess),
+        excess=excess, preprocess_json=preprocess.to_json(),
     )
 
 

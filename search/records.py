@@ -42,7 +42,9 @@ class TrialOutcome:
     """What ``run_ticket`` measured. ``values`` are the objective values in study order
     (accuracy, params[, macs]); ``feasible`` is ``params <= max_params`` (always True without a
     limit) and ``excess`` is params - max_params (None without a limit), the constraint value;
-    ``spec_json`` is the pruned architecture; ``weights`` its safetensors bytes."""
+    ``spec_json`` is the pruned architecture; ``weights`` its safetensors bytes;
+    ``preprocess_json`` what the model expects of raw inputs (``models.preprocess.Preprocess``
+    JSON: the training statistics it normalises with, input shape and dtype, classes, dataset)."""
 
     number: int
     state: OutcomeState
@@ -56,6 +58,7 @@ class TrialOutcome:
     spec_json: str
     weights: bytes | None = field(default=None, repr=False)
     excess: int | None = None
+    preprocess_json: str | None = None
 
 
 @dataclass(frozen=True)

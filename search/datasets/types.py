@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from models.preprocess import Preprocess
 from search.errors import DatasetError
 
 __all__ = ["ArrayPair", "Dataset", "FloatArray", "LabelArray", "Splits"]
@@ -95,3 +96,10 @@ class Splits:
         """(C, H, W) of one sample."""
         c, h, w = self.train.x.shape[1:]
         return (int(c), int(h), int(w))
+
+    def preprocess(self) -> Preprocess:
+        """What a model trained on these splits expects of raw inputs: the training statistics
+        (float32 values, exactly), the input shape and dtype, the class count, the dataset."""
+        return Preprocess(mean=tuple(float(v) for v in self.mean),
+                          std=tuple(float(v) for v in self.std), input_shape=self.input_shape,
+                          num_classes=self.num_classes, dataset=self.name)

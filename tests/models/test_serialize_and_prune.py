@@ -9,6 +9,7 @@ from models import build_model, count_params
 from models.errors import SpecError
 from models.layers.svd import SVDFactors
 from models.lowrank import has_lowrank, orthogonality_loss, prune_model, sparsity_loss
+from models.preprocess import Preprocess
 from models.serialize import from_safetensors, to_safetensors
 from models.spec import ArchSpec, ConvSpec, LayerSpec
 
@@ -33,11 +34,14 @@ def _model() -> torch.nn.Module:
 
 def test_round_trip_gives_identical_outputs() -> None:
     model = _model().eval()
-    rebuilt, spec = from_safetensors(to_safetensors(model, SPEC))
+    identity = Preprocess(mean=(0.0, 0.0), std=(1.0, 1.0), input_shape=(2, 6, 6),
+                          num_classes=5, dataset="toy")
+    rebuilt, spec = from_safetensors(to_safetensors(model, SPEC, preprocess=identity))
     assert spec == SPEC
     x = torch.randn(3, 2, 6, 6)
     with torch.no_grad():
         assert torch.equal(rebuilt(x), model(x))
+        assert torch.equal(rebuilt.net(x), model(x))
 
 
 def test_blob_without_architecture_is_refused() -> None:
@@ -46,8 +50,8 @@ def test_blob_without_architecture_is_refused() -> None:
     with pytest.raises(SpecError) as err:
         from_safetensors(save({"w": torch.zeros(1)}))
     assert str(err.value) == (
-        "architecture: missing from the safetensors metadata; save with "
-        "models.serialize.to_safetensors(model, spec)"
+        "architecture, preprocess: missing from the safetensors metadata; save with "
+        "models.serialize.to_safetensors(model, spec, preprocess=...)"
     )
 
 
