@@ -34,6 +34,8 @@ _TITLES = {
     "invalid-cursor": "Invalid cursor",
     "invalid-sort": "Invalid sort",
     "model-not-found": "Model not found",
+    "invalid-format": "Invalid model format",
+    "model-not-exportable": "Model cannot be exported",
     "validation-error": "Invalid request",
     "not-ready": "Service not ready",
     "not-found": "Not found",

@@ -100,6 +100,10 @@ class TrialPublic(BaseModel):
     state: TrialState
     choices: dict[str, Any] = Field(description="The sampled parameters (search.space names).")
     spec: dict[str, Any] | None = Field(description="The decoded (and pruned) architecture.")
+    preprocess: dict[str, Any] | None = Field(
+        default=None, description="What the trained model expects of raw inputs "
+        "(models.preprocess.Preprocess: mean, std, input_shape, input_dtype, num_classes, "
+        "dataset); the downloaded model applies it itself.")
     val_accuracy: float | None
     test_accuracy: float | None
     params: int | None
@@ -119,7 +123,8 @@ class TrialsPublic(BaseModel):
 
 
 class ParetoMemberPublic(BaseModel):
-    """A member of the front; ``model_url`` downloads its safetensors weights."""
+    """A member of the front; ``model_urls`` download its model (``safetensors``, ``onnx``),
+    ``model_url`` is the safetensors one."""
 
     trial_number: int
     val_accuracy: float
@@ -129,6 +134,8 @@ class ParetoMemberPublic(BaseModel):
     spec: dict[str, Any]
     added_at: datetime
     model_url: str
+    model_urls: dict[str, str] = Field(
+        description="Download URL per format: safetensors (the stored weights) and onnx.")
 
 
 class HypervolumePoint(BaseModel):

@@ -115,6 +115,8 @@ class Trial(Base):
     state: Mapped[str] = mapped_column(String(16))
     params_json: Mapped[str] = mapped_column(Text)
     spec_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # models.preprocess.Preprocess JSON: training statistics, input shape/dtype, classes, dataset
+    preprocess_json: Mapped[str | None] = mapped_column(Text, nullable=True)
     val_accuracy: Mapped[float | None] = mapped_column(Float, nullable=True)
     test_accuracy: Mapped[float | None] = mapped_column(Float, nullable=True)
     params: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

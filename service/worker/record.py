@@ -67,6 +67,7 @@ def record_complete(ctx: WorkerContext, *, claim: Claim, outcome: TrialOutcome) 
                 "feasible": outcome.feasible,
                 "train_seconds": outcome.train_seconds,
                 "spec_json": outcome.spec_json,
+                "preprocess_json": outcome.preprocess_json,
                 "finished_at": now,
                 "lease_expires_at": None,
             },

@@ -132,6 +132,10 @@ def test_pareto(client: TestClient, auth: dict[str, str], job_id: str) -> None:
         "spec": {"n": 3},
         "added_at": "2026-03-01T12:00:00Z",
         "model_url": f"/api/v1/jobs/{job_id}/trials/3/model",
+        "model_urls": {
+            "safetensors": f"/api/v1/jobs/{job_id}/trials/3/model?format=safetensors",
+            "onnx": f"/api/v1/jobs/{job_id}/trials/3/model?format=onnx",
+        },
     }
     assert [(h["n_complete"], h["hypervolume"]) for h in body["history"]] == [
         (1, 0.1),
@@ -150,7 +154,15 @@ def test_model_download(client: TestClient, auth: dict[str, str], job_id: str) -
     assert response.headers["content-disposition"] == (
         f'attachment; filename="{job_id}-trial-1.safetensors"'
     )
-    for number in (5, 2, 99):  # weights but off the front; running; no such trial
+    listing = f"front members are listed by GET /api/v1/jobs/{job_id}/pareto"
+    why = {
+        5: f"trial 5 of job {job_id} is not on the Pareto front (another trial dominates it), "
+        f"so its weights were not kept; {listing}",
+        2: f"trial 2 of job {job_id} is running: only complete trials on the Pareto front keep "
+        f"their weights; {listing}",
+        99: f"job {job_id} has no trial 99; {listing}",
+    }
+    for number, detail in why.items():  # weights but off the front; running; no such trial
         missing = client.get(f"/api/v1/jobs/{job_id}/trials/{number}/model", headers=auth)
         assert (missing.status_code, missing.json()) == (
             404,
@@ -158,8 +170,38 @@ def test_model_download(client: TestClient, auth: dict[str, str], job_id: str) -
                 "type": P + "model-not-found",
                 "title": "Model not found",
                 "status": 404,
-                "detail": f"trial {number} of job {job_id} is not on the Pareto front or has no "
-                f"stored weights; front members are listed by GET /api/v1/jobs/{job_id}/pareto",
+                "detail": detail,
                 "instance": f"/api/v1/jobs/{job_id}/trials/{number}/model",
             },
         )
+
+
+def test_unknown_model_format(client: TestClient, auth: dict[str, str], job_id: str) -> None:
+    url = f"/api/v1/jobs/{job_id}/trials/1/model"
+    response = client.get(url, params={"format": "pt"}, headers=auth)
+    assert (response.status_code, response.json()) == (
+        422,
+        {
+            "type": P + "invalid-format",
+            "title": "Invalid model format",
+            "status": 422,
+            "detail": "format: got 'pt'; allowed: safetensors, onnx",
+            "instance": url,
+            "allowed": ["safetensors", "onnx"],
+        },
+    )
+
+
+def test_stored_bytes_that_cannot_be_rebuilt_are_not_exported(
+    client: TestClient, auth: dict[str, str], job_id: str
+) -> None:
+    url = f"/api/v1/jobs/{job_id}/trials/1/model"
+    response = client.get(url, params={"format": "onnx"}, headers=auth)
+    assert response.status_code == 409
+    body = response.json()
+    assert body["type"] == P + "model-not-exportable"
+    assert body["detail"].startswith(
+        f"trial 1 of job {job_id}: its stored weights cannot be exported as ONNX (weights: not a "
+        "safetensors blob"
+    )
+    assert body["detail"].endswith("download format=safetensors instead")

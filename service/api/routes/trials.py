@@ -7,8 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from service.api.deps import JobDep, SessionDep
+from service.api.model_formats import FORMATS, MEDIA_TYPE, check_format, model_bytes
 from service.api.pagination import decode_cursor, encode_cursor
 from service.api.problems import Problem
 from service.api.schemas import (
@@ -75,6 +77,7 @@ def _trial(row: Trial) -> TrialPublic:
         state=row.state,  # type: ignore[arg-type]
         choices=json.loads(row.params_json),
         spec=json.loads(row.spec_json) if row.spec_json else None,
+        preprocess=json.loads(row.preprocess_json) if row.preprocess_json else None,
         val_accuracy=row.val_accuracy,
         test_accuracy=row.test_accuracy,
         params=row.params,
@@ -114,9 +117,11 @@ def get_pareto(job: JobDep, session: SessionDep, request: Request) -> ParetoPubl
                 macs=m.macs,
                 spec=json.loads(m.spec_json),
                 added_at=m.added_at,
-                model_url=str(
-                    request.url_for("get_model", job_id=job.id, number=m.trial_number).path
-                ),
+                model_url=_model_url(request, job.id, m.trial_number),
+                model_urls={
+                    fmt: f"{_model_url(request, job.id, m.trial_number)}?format={fmt}"
+                    for fmt in FORMATS
+                },
             )
             for m in members
         ],
@@ -129,14 +134,23 @@ def get_pareto(job: JobDep, session: SessionDep, request: Request) -> ParetoPubl
     )
 
 
+def _model_url(request: Request, job_id: str, number: int) -> str:
+    return str(request.url_for("get_model", job_id=job_id, number=number).path)
+
+
 @router.get(
     "/trials/{number}/model",
     name="get_model",
     response_class=Response,
-    responses={200: {"content": {"application/octet-stream": {}}, "description": "safetensors"}},
+    responses={200: {"content": {MEDIA_TYPE: {}},
+                     "description": "safetensors (metadata: architecture, preprocess) or ONNX"}},
 )
-def get_model(job: JobDep, number: int, session: SessionDep) -> Response:
-    """The safetensors weights of front member ``number`` (metadata "architecture": the spec)."""
+def get_model(job: JobDep, number: int, session: SessionDep,
+              format: str = "safetensors") -> Response:
+    """Front member ``number``'s trained model as ``format``: ``safetensors`` (the stored weights;
+    metadata "architecture" = the spec, "preprocess" = the input statistics) or ``onnx`` (raw
+    inputs ``x`` (batch, C, H, W) float32 -> ``logits``)."""
+    fmt = check_format(format)
     data = session.scalars(
         select(TrialWeights.data)
         .join(
@@ -147,15 +161,32 @@ def get_model(job: JobDep, number: int, session: SessionDep) -> Response:
         .where(TrialWeights.job_id == job.id, TrialWeights.trial_number == number)
     ).first()
     if data is None:
-        raise Problem(
-            "model-not-found",
-            status=404,
-            detail=f"trial {number} of job {job.id} is not on the Pareto front or has no stored "
-            f"weights; front members are listed by GET /api/v1/jobs/{job.id}/pareto",
-        )
-    filename = f"{job.id}-trial-{number}.safetensors"
+        raise Problem("model-not-found", status=404, detail=_why_no_model(session, job.id, number))
+    content = model_bytes(data, fmt=fmt, what=f"trial {number} of job {job.id}")
+    filename = f"{job.id}-trial-{number}.{fmt}"
     return Response(
-        content=data,
-        media_type="application/octet-stream",
+        content=content,
+        media_type=MEDIA_TYPE,
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
+
+
+def _why_no_model(session: Session, job_id: str, number: int) -> str:
+    """Why trial ``number`` has no model to download, and where the front members are listed."""
+    listing = f"front members are listed by GET /api/v1/jobs/{job_id}/pareto"
+    row = session.execute(
+        select(Trial.state, ParetoMember.trial_number)
+        .outerjoin(ParetoMember, (ParetoMember.job_id == Trial.job_id)
+                   & (ParetoMember.trial_number == Trial.number))
+        .where(Trial.job_id == job_id, Trial.number == number)
+        .order_by(Trial.attempt.desc())
+    ).first()
+    if row is None:
+        return f"job {job_id} has no trial {number}; {listing}"
+    if row.state != "complete":
+        return (f"trial {number} of job {job_id} is {row.state}: only complete trials on the "
+                f"Pareto front keep their weights; {listing}")
+    if row.trial_number is None:
+        return (f"trial {number} of job {job_id} is not on the Pareto front (another trial "
+                f"dominates it), so its weights were not kept; {listing}")
+    return f"trial {number} of job {job_id} is on the Pareto front but has no stored weights"
