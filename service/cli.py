@@ -20,6 +20,7 @@ from typer.core import TyperCommand, TyperGroup
 COMMANDS: dict[str, str] = {
     "db": "Migrate the service database.",
     "demo": "The whole service on SQLite with a digits search.",
+    "export": "Write a front member's model (safetensors or ONNX) to a file.",
     "keys": "Create, list and revoke API keys.",
     "layers": "Parameters and MACs of every layer kind.",
     "search": "Run a search on this machine.",

@@ -2,11 +2,12 @@
 
     paretonas search --dataset digits --trials 40 [--space space.json|yaml] [--sampler tpe]
         [--seed 0] [--max-params 50000] [--storage URL] [--out DIR] [--data-dir PATH]
-        [--objectives accuracy,params[,macs]] [--warm-start previous/front.json]
+        [--objectives accuracy,params[,macs]] [--warm-start previous/front.json] [--onnx]
 
 A progress bar shows trials done, the current front size and hypervolume. At the end (or after
 Ctrl-C: the first stops after the current trial, a second one stops it at its next epoch) the front
-is printed as a table and front.json, trials.csv and pareto.png are written into --out. Bad
+is printed as a table and front.json, trials.csv, pareto.png and the front members' models
+(models/trial-N.safetensors, and .onnx with --onnx) are written into --out. Bad
 arguments print one line and exit 2; an interrupted search exits 130 after writing its results.
 """
 
@@ -32,6 +33,7 @@ from search import engine, report
 from search.config import SearchConfig, parse_config
 from search.datasets import Splits, load_dataset, split_dataset
 from search.errors import SearchError
+from search.front_files import MODELS_DIR, write_front_models
 from search.heap import retain_freed_memory
 from search.pareto import FrontPoint, hypervolume, insert
 from search.records import StudyRef, TrialOutcome
@@ -108,8 +110,10 @@ def _front_table(members: list[engine.FrontMember]) -> Table:
 
 
 def _run_trials(*, ref: StudyRef, config: SearchConfig, splits: Splits,
-                reference: list[float], stop: _Stop, console: Console) -> int:
-    """Ask, train and tell ``config.n_trials`` trials (fewer after Ctrl-C); returns trials run."""
+                reference: list[float], stop: _Stop, console: Console,
+                weights: dict[int, bytes]) -> int:
+    """Ask, train and tell ``config.n_trials`` trials (fewer after Ctrl-C); returns trials run.
+    ``weights`` ends holding the safetensors bytes of this process's front members."""
     front: tuple[FrontPoint, ...] = ()
     with_macs = "macs" in config.objectives
     columns = (TextColumn("[bold]search"), BarColumn(), MofNCompleteColumn(),
@@ -127,7 +131,12 @@ def _run_trials(*, ref: StudyRef, config: SearchConfig, splits: Splits,
             if outcome.state == "complete" and outcome.feasible:
                 point = FrontPoint(number=outcome.number, accuracy=outcome.val_accuracy,
                                    params=outcome.params, macs=outcome.macs if with_macs else None)
-                front = insert(front, point).front
+                update = insert(front, point)
+                front = update.front
+                for gone in update.removed:
+                    weights.pop(gone.number, None)
+                if update.added and outcome.weights is not None:
+                    weights[outcome.number] = outcome.weights
             hv = hypervolume(front, reference) if front else 0.0
             progress.update(task, advance=1, front=len(front), hv=f"{hv:.4f}")
             progress.console.print(
@@ -156,6 +165,8 @@ def search(
                                    "accuracy,params,macs"),
     warm_start: Path | None = typer.Option(None, help="a previous front.json: its "
                                            "architectures run first"),
+    onnx: bool = typer.Option(False, "--onnx", help="also write each front member as ONNX "
+                              "(models/trial-N.onnx)"),
 ) -> None:
     """Search for accuracy / parameter-count Pareto-optimal architectures."""
     errors = Console(stderr=True)
@@ -180,9 +191,10 @@ def search(
     stop = _Stop()
     previous = signal.signal(signal.SIGINT, stop)
     started = time.perf_counter()
+    weights: dict[int, bytes] = {}
     try:
         done = _run_trials(ref=ref, config=config, splits=splits, reference=reference,
-                           stop=stop, console=errors)
+                           stop=stop, console=errors, weights=weights)
     finally:
         signal.signal(signal.SIGINT, previous)
     members = engine.front(ref=ref, config=config)
@@ -196,13 +208,18 @@ def search(
     report.write_trials_csv(out_dir / report.TRIALS_CSV, records)
     report.plot_front(out_dir / report.PARETO_PNG, records=records, members=members,
                       title=f"{config.dataset}: {len(records)} trials, {len(members)} on the front")
+    _, absent = write_front_models(out_dir, members=members, weights=weights, onnx=onnx)
+    if absent:
+        errors.print(f"note: front members {absent} were trained by another process sharing "
+                     "the storage; their weights are not in this folder", markup=False,
+                     highlight=False, soft_wrap=True)
     console = Console()
     console.print(_front_table(members))
     console.print(
         f"{done} trials in {time.perf_counter() - started:.1f} s"
         f"{' (interrupted)' if stop.after_trial else ''}; front {len(members)}, "
         f"hypervolume {hv:.4f} (reference {reference}); wrote {out_dir}/"
-        f"{{{report.FRONT_JSON},{report.TRIALS_CSV},{report.PARETO_PNG}}}",
+        f"{{{report.FRONT_JSON},{report.TRIALS_CSV},{report.PARETO_PNG},{MODELS_DIR}/}}",
         markup=False, highlight=False, soft_wrap=True,
     )
     if stop.after_trial:

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -47,16 +48,59 @@ def test_search_writes_front_trials_and_plot(tmp_path: Path, space_file: Path) -
     assert document["reference_point"] == [0.0, 20000.0]
     assert (out / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "Pareto front" in result.stdout
+    _check_front_models(out, document, tmp_path)
     # A warm start from that front runs its architectures first.
     again = CliRunner().invoke(app, ["search", "--trials", "1", "--space", str(space_file),
                                      "--warm-start", str(out / "front.json"),
-                                     "--out", str(tmp_path / "warm")])
+                                     "--out", str(tmp_path / "warm"), "--onnx"])
     assert again.exit_code == 0, again.output
     with (tmp_path / "warm" / "trials.csv").open() as handle:
         warm = list(csv.DictReader(handle))
     assert json.loads(warm[0]["trial_params"]) == document["front"][0]["trial_params"]
     # the rest of the front stays enqueued for the next trials
     assert [r["state"] for r in warm] == ["complete"] + ["waiting"] * (len(document["front"]) - 1)
+    # --onnx: the one front member also as ONNX; export --run copies that file as it is.
+    assert sorted(p.name for p in (tmp_path / "warm" / "models").iterdir()) == [
+        "trial-0.onnx", "trial-0.safetensors"]
+    copied = tmp_path / "copied.onnx"
+    result = CliRunner().invoke(app, ["export", "--run", str(tmp_path / "warm"), "--trial", "0",
+                                      "--format", "onnx", "--out", str(copied)])
+    assert result.exit_code == 0, result.output
+    assert copied.read_bytes() == (tmp_path / "warm" / "models" / "trial-0.onnx").read_bytes()
+
+
+def _check_front_models(out: Path, document: dict[str, Any], tmp_path: Path) -> None:
+    """models/ holds exactly the front members' safetensors; each rebuilds to its reported
+    parameter count; export --run writes them out, as they are or as ONNX."""
+    from models.export import onnx_values
+    from models.serialize import from_safetensors
+
+    numbers = [m["number"] for m in document["front"]]
+    assert sorted(p.name for p in (out / "models").iterdir()) == sorted(
+        f"trial-{n}.safetensors" for n in numbers)
+    for member in document["front"]:
+        model, _ = from_safetensors((out / "models" / f"trial-{member['number']}.safetensors")
+                                    .read_bytes())
+        assert sum(p.numel() for p in model.parameters()) == member["params"]
+        assert model.info.dataset == "digits" and model.info.input_shape == (1, 8, 8)
+    first = document["front"][0]
+    for fmt in ("safetensors", "onnx"):
+        target = tmp_path / f"exported.{fmt}"
+        result = CliRunner().invoke(app, ["export", "--run", str(out), "--trial",
+                                          str(first["number"]), "--format", fmt,
+                                          "--out", str(target)])
+        assert result.exit_code == 0, result.output
+    assert target.with_suffix(".safetensors").read_bytes() == (
+        out / "models" / f"trial-{first['number']}.safetensors").read_bytes()
+    assert onnx_values(target.read_bytes()).parameters == first["params"]
+    absent = max(numbers) + 100
+    result = CliRunner().invoke(app, ["export", "--run", str(out), "--trial", str(absent),
+                                      "--out", str(tmp_path / "x.safetensors")])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        f"error: --run: {str(out / 'models' / f'trial-{absent}.safetensors')!r} does not exist; "
+        f"this folder holds {', '.join(sorted(f'trial-{n}.safetensors' for n in numbers))} "
+        "(only front members are written, by paretonas search --out)")
 
 
 @pytest.mark.parametrize(

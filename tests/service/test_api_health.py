@@ -28,7 +28,8 @@ def test_healthz_and_readyz(client: TestClient) -> None:
         {"status": "ok"},
     )
     ready = client.get("/readyz")
-    assert (ready.status_code, ready.json()) == (200, {"status": "ready", "revision": "0001"})
+    assert (ready.status_code, ready.json()) == (
+        200, {"status": "ready", "revision": head_revision()})
 
 
 def test_readyz_unmigrated(empty_database_url: str, tmp_path: Path) -> None:
@@ -112,7 +113,8 @@ def test_serve_process(tmp_path: Path) -> None:
                 time.sleep(0.2)
         ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
         assert (health.status_code, health.json()) == (200, {"status": "ok"})
-        assert (ready.status_code, ready.json()) == (200, {"status": "ready", "revision": "0001"})
+        assert (ready.status_code, ready.json()) == (
+        200, {"status": "ready", "revision": head_revision()})
     finally:
         process.terminate()
         code = process.wait(timeout=30)
