@@ -265,3 +265,21 @@ def test_a_cancel_between_trials_ends_the_job(service_db: ServiceDB) -> None:
     assert (job.status, job.n_complete, job.finished_at is not None) == ("cancelled", 1, True)
     assert settle_cancelled(ctx) == 0
     ctx.engine.dispose()
+
+
+def test_a_complete_trial_stores_its_preprocessing(service_db: ServiceDB) -> None:
+    from dataclasses import replace
+
+    from service.db.tables import Trial
+
+    ctx = _context(service_db)
+    job_id = create_job(service_db, n_trials=1, parallelism=1)
+    claim = _claim(ctx)
+    stats = '{"dataset":"digits","mean":[4.8],"std":[6.0]}'
+    outcome = replace(_outcome(claim, accuracy=0.5, params=100), preprocess_json=stats)
+    record_complete(ctx, claim=claim, outcome=outcome)
+    with service_db.engine.connect() as connection:
+        stored = connection.execute(select(Trial.preprocess_json).where(
+            Trial.job_id == job_id, Trial.number == claim.number)).scalar_one()
+    assert stored == stats
+    ctx.engine.dispose()
