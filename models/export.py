@@ -3,7 +3,9 @@ einsums, low-rank layers as their factors.
 
 ``to_onnx(model)`` takes a ``models.deployed.DeployedModel`` (what ``from_safetensors`` returns)
 and returns the bytes of an ONNX model with one input ``x`` (batch, *input_shape) float32 of raw
-values and one output ``logits`` (batch, num_classes); the batch size is dynamic.
+values and one output ``logits`` (batch, num_classes); the batch size is dynamic. The model's
+metadata_props carry ``architecture`` and ``preprocess`` (the same JSON as the safetensors
+metadata); the exporter's per-node notes (stack traces) are dropped.
 
 It exports a copy in which every ``BilinearProjection`` is an ``ExportBilinear`` that shares its
 parameters and evaluates ``U^T X V`` with ``torch.matmul`` / ``torch.einsum`` in the same order
@@ -134,7 +136,16 @@ def to_onnx(model: DeployedModel) -> bytes:
         program = _export(clone, shape)
     finally:
         quiet.setLevel(level)
-    data: bytes = program.model_proto.SerializeToString()
+    proto = program.model_proto
+    for node in proto.graph.node:
+        # The exporter's per-node notes (stack traces, module paths) are two thirds of a small
+        # model's file; the graph and every name stay.
+        del node.metadata_props[:]
+    for key, value in (("architecture", model.spec.to_json()),
+                       ("preprocess", model.info.to_json())):
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    data: bytes = proto.SerializeToString()
     return data
 
 

@@ -126,6 +126,9 @@ def test_graph_has_the_plain_ops_and_the_factors(exported: tuple[DeployedModel, 
     for i in lowrank:  # U, s and V apart: the factors, not a folded product
         assert {f"net.layers.{i}.U", f"net.layers.{i}.s", f"net.layers.{i}.V"} <= names
     assert [d.dim_param for d in proto.graph.input[0].type.tensor_type.shape.dim][:1] != [""]
+    assert {p.key: p.value for p in proto.metadata_props} == {
+        "architecture": SPEC.to_json(), "preprocess": PRE.to_json()}
+    assert not any(node.metadata_props for node in proto.graph.node)
 
 
 def test_stored_float64_weights_export_as_float32() -> None:
