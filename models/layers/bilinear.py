@@ -7,24 +7,12 @@ Input X: (N, C_in, d1, d2) -> output Y: (N, C_out, k1, k2) with, per output chan
 Parameters: C_in*C_out*(d1*k1 + d2*k2) + C_out*k1*k2. With X flattened row-major (as torch does)
 one channel pair is the dense layer with weight kron(U^T, V^T) (k1*k2 x d1*d2).
 
-Evaluation, in the cheaper order (models.costs.bilinear_order). For float32 on a CPU with
-AVX-512F, whatever the channel counts: the C kernel of models.native.bilinear_pair (per sample,
-the products run back to back on L1-resident matrices). Otherwise, the torch path: a few large
-matrix products. For C_in = C_out = 1 (the layer the search uses most) that is one plain GEMM and
-one batched GEMM on the batch-major tensors, with no copy and no transpose of activations or
-gradients:
-
-- right order: T = X V as (N*d1, d2) @ (d2, k2) (the batch folds into the rows), then
-  Y_n = U^T T_n as a bmm with U^T broadcast over the batch (stride 0, never materialised);
-- left order: Z_n = U^T X_n (bmm, broadcast), then Y = Z V as (N*k1, d2) @ (d2, k2).
-
-That pair is one autograd node (``_SinglePair``) whose backward is the four products the
-gradients need (right order: dT = U dY_n, dX = dT V^T, dV = X^T dT, dU = sum_n T_n dY_n^T)
-plus the batch sum for the bias. Letting autograd derive them from the ops took 4-8 % longer per
-step (about ten nodes instead of one; same-process A/B, D = 1024, batch 256). An earlier version
-kept activations "p-major" ((d1, N, d2) in memory) to make every product a plain GEMM; its
-transposing copies read with a 4 KiB stride and cost more than they saved. Several channels use
-two einsum contractions.
+Evaluation, in the cheaper order (models.costs.bilinear_order), by one of three paths that
+``models.layers.bilinear_paths.choose_path`` picks per call: the C kernel of
+models.native.bilinear_pair (float32 on a CPU with AVX-512F or AVX2 + FMA, any channel counts),
+else on the torch path one GEMM and one broadcast bmm for C_in = C_out = 1, or two batched GEMMs
+over all channels for more (models.layers.bilinear_torch; CUDA, float64 and autocast take
+these). All give the same values to the rounding of their dtype.
 
 Initialisation (He-style, for ReLU stacks). With U, V independent, zero mean,
 Var(Y) = C_in * d1 * d2 * Var(U) * Var(V) * E[X^2] (cross terms vanish). After a ReLU,
@@ -36,121 +24,48 @@ Var(U) = sqrt(2 / C_in) / d1, Var(V) = sqrt(2 / C_in) / d2 (normal draws), bias 
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.autograd.function import once_differentiable
 
 from models.costs import bilinear_order
 from models.errors import SpecError
+from models.layers.bilinear_paths import choose_path
+from models.layers.bilinear_torch import batched_pairs, single_pair_torch
 from models.native import bilinear_pair as native_pair
 
-__all__ = ["BilinearProjection", "bilinear_projection"]
+__all__ = ["BilinearProjection", "bilinear_projection", "single_pair"]
 
 
 def bilinear_projection(x: Tensor, u: Tensor, v: Tensor, bias: Tensor | None, *,
-                        native: bool = True) -> Tensor:
+                        path: str = "auto") -> Tensor:
     """Functional core. x (N, C_in, d1, d2), u (C_out, C_in, d1, k1), v (C_out, C_in, d2, k2),
-    bias (C_out, k1, k2) or None -> (N, C_out, k1, k2). ``native`` as in ``single_pair``."""
-    c_out, c_in, d1, k1 = u.shape
-    d2, k2 = v.shape[2], v.shape[3]
-    if c_in == 1 and c_out == 1:
-        return single_pair(x, u, v, bias, out_shape=(1, k1, k2), native=native)
-    order = bilinear_order(in_grid=(d1, d2), out_grid=(k1, k2))
-    if native and native_pair.usable(x, u, v, bias):
-        return native_pair.forward(x, u, v, bias, right=order == "right",
-                                   out_shape=(c_out, k1, k2))
-    if order == "right":
-        t = torch.einsum("nipq,oiqs->noips", x, v)  # (N, C_out, C_in, d1, k2)
-        y = torch.einsum("oipr,noips->nors", u, t)  # (N, C_out, k1, k2)
-    else:
-        z = torch.einsum("oipr,nipq->noirq", u, x)  # (N, C_out, C_in, k1, d2)
-        y = torch.einsum("noirq,oiqs->nors", z, v)  # (N, C_out, k1, k2)
-    if bias is not None:
-        y = y + bias  # (N, C_out, k1, k2) + (C_out, k1, k2)
-    return y
+    bias (C_out, k1, k2) or None -> (N, C_out, k1, k2). ``path``: see ``choose_path``."""
+    c_out, _, _, k1 = u.shape
+    return _project(x, u, v, bias, out_shape=(c_out, k1, v.shape[3]), path=path)
 
 
 def single_pair(x: Tensor, u: Tensor, v: Tensor, bias: Tensor | None, *,
-                out_shape: tuple[int, ...], native: bool = True) -> Tensor:
-    """C_in = C_out = 1 as one autograd node: x (N, ...) with d1*d2 features per sample (any
-    shape: (N, 1, d1, d2), (N, D), (N, 1, H, W)), u (1, 1, d1, k1), v (1, 1, d2, k2), bias
-    (1, k1, k2) or None -> (N, *out_shape). Taking and giving any shape spares the module two
-    reshape nodes per step.
+                out_shape: tuple[int, ...], path: str = "auto") -> Tensor:
+    """C_in = C_out = 1: x (N, ...) with d1*d2 features per sample (any shape: (N, 1, d1, d2),
+    (N, D), (N, 1, H, W)), u (1, 1, d1, k1), v (1, 1, d2, k2), bias (1, k1, k2) or None ->
+    (N, *out_shape). Taking and giving any shape spares the module two reshape nodes per step."""
+    return _project(x, u, v, bias, out_shape=out_shape, path=path)
 
-    ``native=True`` takes the C kernel (``models.native.bilinear_pair``) wherever it can run
-    (float32 on a CPU with AVX-512F) and the torch path elsewhere; False always takes the torch
-    path. Both give the same values to float32 rounding."""
-    d1, k1 = u.shape[2], u.shape[3]
+
+def _project(x: Tensor, u: Tensor, v: Tensor, bias: Tensor | None, *,
+             out_shape: tuple[int, ...], path: str) -> Tensor:
+    """x (N, ...) with C_in*d1*d2 features per sample -> (N, *out_shape)."""
+    _, c_in, d1, k1 = u.shape
     d2, k2 = v.shape[2], v.shape[3]
     right = bilinear_order(in_grid=(d1, d2), out_grid=(k1, k2)) == "right"
-    if native and native_pair.usable(x, u, v, bias):
+    chosen = choose_path(x, u, v, bias, path=path)
+    if chosen == "native":
         return native_pair.forward(x, u, v, bias, right=right, out_shape=out_shape)
-    out: Tensor = _SinglePair.apply(x, u, v, bias, right, out_shape)  # type: ignore[no-untyped-call]
-    return out
-
-
-class _SinglePair(torch.autograd.Function):
-    """See ``single_pair``. ``mid`` is T = X V (right order) or Z = U^T X (left order)."""
-
-    @staticmethod
-    def forward(  # type: ignore[override]
-        ctx: Any, x: Tensor, u: Tensor, v: Tensor, bias: Tensor | None, right: bool,
-        out_shape: tuple[int, ...],
-    ) -> Tensor:
-        n = x.shape[0]
-        (d1, k1), (d2, k2) = u.shape[2:], v.shape[2:]
-        u2, v2 = u.view(d1, k1), v.view(d2, k2)
-        u_t = u2.t().expand(n, k1, d1)  # (N, k1, d1), stride 0 over N: no copy
-        if right:
-            rows = x.reshape(n * d1, d2)  # a view unless x is strided
-            mid = torch.mm(rows, v2).view(n, d1, k2)  # (N*d1, d2) @ (d2, k2): T
-            y = torch.bmm(u_t, mid)  # (N, k1, d1) @ (N, d1, k2) -> (N, k1, k2)
-            saved_x = rows
-        else:
-            saved_x = x.reshape(n, d1, d2)
-            mid = torch.bmm(u_t, saved_x)  # (N, k1, d1) @ (N, d1, d2) -> (N, k1, d2): Z
-            y = torch.mm(mid.view(n * k1, d2), v2).view(n, k1, k2)  # (N*k1, d2) @ (d2, k2)
-        if bias is not None:
-            y.add_(bias.view(k1, k2))
-        ctx.right = right
-        ctx.has_bias = bias is not None
-        ctx.x_shape = x.shape
-        ctx.save_for_backward(saved_x, u2, v2, mid)
-        return y.view(n, *out_shape)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
-        saved_x, u2, v2, mid = ctx.saved_tensors
-        need_x, need_u, need_v, need_bias = ctx.needs_input_grad[:4]
-        (d1, k1), (d2, k2) = u2.shape, v2.shape
-        n = grad.shape[0]
-        gy = grad.reshape(n, k1, k2)  # a view unless the incoming gradient is strided
-        gx = gu = gv = gb = None
-        if ctx.right:  # y_n = U^T T_n, T = X V
-            gmid = torch.bmm(u2.expand(n, d1, k1), gy)  # dT_n = U dY_n: (N, d1, k2)
-            rows = gmid.view(n * d1, k2)
-            if need_v:
-                gv = torch.mm(saved_x.t(), rows)  # X^T dT: (d2, k2)
-            if need_x:
-                gx = torch.mm(rows, v2.t()).view(ctx.x_shape)  # dT V^T
-            if need_u:
-                gu = torch.bmm(mid, gy.transpose(1, 2)).sum(0)  # sum_n T_n dY_n^T: (d1, k1)
-        else:  # y = Z V, Z_n = U^T X_n
-            rows = gy.view(n * k1, k2)
-            gmid = torch.mm(rows, v2.t()).view(n, k1, d2)  # dZ = dY V^T
-            if need_v:
-                gv = torch.mm(mid.view(n * k1, d2).t(), rows)  # Z^T dY: (d2, k2)
-            if need_x:
-                gx = torch.bmm(u2.expand(n, d1, k1), gmid).view(ctx.x_shape)  # U dZ_n
-            if need_u:
-                gu = torch.bmm(saved_x, gmid.transpose(1, 2)).sum(0)  # sum_n X_n dZ_n^T
-        if need_bias and ctx.has_bias:
-            gb = gy.sum(0).view(1, k1, k2)
-        return (gx, None if gu is None else gu.view(1, 1, d1, k1),
-                None if gv is None else gv.view(1, 1, d2, k2), gb, None, None)
+    if chosen == "single":
+        return single_pair_torch(x, u, v, bias, right=right, out_shape=out_shape)
+    y = batched_pairs(x.reshape(x.shape[0], c_in, d1, d2), u, v, bias, right=right)
+    return y.reshape(x.shape[0], *out_shape)  # (N, C_out, k1, k2) -> (N, *out_shape)
 
 
 class BilinearProjection(nn.Module):
@@ -205,11 +120,7 @@ class BilinearProjection(nn.Module):
                 f"input shape {tuple(x.shape)}: this bilinear layer takes (N, ...) with "
                 f"C_in*d1*d2 = {self.in_channels}*{d1}*{d2} = {features} features per sample; "
                 "reshape the input or build the layer for its shape")
-        if self.in_channels == 1 and self.out_channels == 1:
-            return single_pair(x, self.U, self.V, self.bias, out_shape=self.out_shape)
-        x = x.reshape(x.shape[0], self.in_channels, d1, d2)  # (N, C_in, d1, d2), a view if possible
-        y = bilinear_projection(x, self.U, self.V, self.bias)  # (N, C_out, k1, k2)
-        return y.reshape(y.shape[0], *self.out_shape)
+        return _project(x, self.U, self.V, self.bias, out_shape=self.out_shape, path="auto")
 
     def dense_weight(self) -> Tensor:
         """The equivalent dense weight (C_out*k1*k2, C_in*d1*d2) for row-major flattening."""
