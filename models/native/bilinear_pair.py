@@ -94,11 +94,12 @@ def forward(x: Tensor, u: Tensor, v: Tensor, bias: Tensor | None, *, right: bool
 def _check_shapes(x: Tensor, u: Tensor, v: Tensor, bias: Tensor | None,
                   out_shape: tuple[int, ...]) -> None:
     """The kernel reads and writes raw memory: a shape that does not fit must stop here."""
-    if u.dim() != 4 or v.dim() != 4 or u.shape[:2] != v.shape[:2]:
-        raise ValueError(f"bilinear kernel: U {tuple(u.shape)} and V {tuple(v.shape)} must be "
+    us, vs = tuple(u.shape), tuple(v.shape)  # plain ints: cheaper to compare than torch.Size
+    if len(us) != 4 or len(vs) != 4 or us[:2] != vs[:2]:
+        raise ValueError(f"bilinear kernel: U {us} and V {vs} must be "
                          "(C_out, C_in, d1, k1) and (C_out, C_in, d2, k2)")
-    c_out, c_in, d1, k1 = u.shape
-    d2, k2 = v.shape[2:]
+    c_out, c_in, d1, k1 = us
+    d2, k2 = vs[2:]
     if x.dim() < 1 or x.numel() != x.shape[0] * c_in * d1 * d2:
         raise ValueError(f"bilinear kernel: input shape {tuple(x.shape)} must hold "
                          f"C_in*d1*d2 = {c_in}*{d1}*{d2} = {c_in * d1 * d2} features per sample")
@@ -134,10 +135,9 @@ class _NativePair(torch.autograd.Function):
         a, b = (u, v) if right else (v, u)
         c_out, c_in, d1, k1 = a.shape
         d2, k2 = b.shape[2:]
-        xc, ac = x.contiguous(), a.detach().contiguous()
-        bc = b.detach().contiguous()
-        vcat = bc.permute(1, 2, 0, 3).contiguous()  # (C_in, d2, C_out, k2): V_i^cat
-        bias_c = None if bias is None else bias.detach().contiguous()
+        xc, ac, bc = x.contiguous(), a.contiguous(), b.contiguous()  # no copy when contiguous
+        vcat = bc.detach().permute(1, 2, 0, 3).contiguous()  # (C_in, d2, C_out, k2): V_i^cat
+        bias_c = None if bias is None else bias.contiguous()
         keep = _keeps_middle(c_in, c_out, d1, d2, k1, k2)
         mid = x.new_empty(n, c_in * d1 * c_out * k2) if keep else None
         y = x.new_empty(n, *out_shape)
@@ -166,7 +166,8 @@ class _NativePair(torch.autograd.Function):
         gb = b.new_empty(b.shape) if need_b else None
         gbias = b.new_empty(c_out, *(k1, k2) if ctx.right else (k2, k1)) \
             if need_bias and ctx.has_bias else None
-        vcatt = b.permute(1, 0, 3, 2).contiguous() if need_x else None  # (C_in, C_out, k2, d2)
+        # V_i^cat^T: (C_in, C_out, k2, d2)
+        vcatt = b.detach().permute(1, 0, 3, 2).contiguous() if need_x else None
         status = lib.bp_backward(n, c_in, c_out, d1, d2, k1, k2, int(not ctx.right), _ptr(x),
                                  _ptr(a), _ptr(vcat), _ptr(vcatt), _ptr(mid), _ptr(g), _ptr(gx),
                                  _ptr(ga), _ptr(gb), _ptr(gbias))

@@ -1,64 +1,92 @@
-"""Benchmark: bilinear projection (C_in = C_out = 1, d1 = d2 = k1 = k2 = sqrt(D)) against
-nn.Linear(D, D), forward + backward, measured in the same run.
+"""Benchmark: bilinear projections against nn.Linear of the same in/out features, forward +
+backward, every path of the layer measured in the same run.
 
-Both layers see the same contiguous (N, D) float32 input (requires_grad, as a hidden layer's input
-does) and a contiguous random output gradient; each step is forward, backward, grads reset to None.
+Cases: one channel, d1 = d2 = k1 = k2 = sqrt(D), at D = 784, 1024, 4096 (batch 256); and many
+channels of small grids, C_in -> C_out at 8 x 8 (1 -> 32, 16 -> 16, 32 -> 32: the digits space)
+and 28 x 28 (1 -> 4, 4 -> 4), at batch 64 and 256. Each layer sees the same contiguous float32
+input (requires_grad, as a hidden layer's input does) and a random output gradient; a step is
+forward, backward, grads reset to None.
 
-Timing. A shared VM steals CPU time in bursts (``top`` shows 40-50 % "st" here), and a burst
-costs a 3 ms step far more, relatively, than a 25 ms one. So each timed sample is a *block* of
-steps sized to about --block-ms (several bilinear steps, one or two dense ones) and the
-layers' blocks alternate. The speed-up judged against the target is the median over block pairs
-of each pair's dense / bilinear ratio (adjacent blocks share the machine's mood); median and best
-per-step times are printed beside it ("best" is what the code does when left alone). The first
-few bilinear steps after a dense block run slower (the first 1.3-1.4x, the next two or three
-1.05-1.2x, timed step by step), which costs a 50 ms bilinear block 4-5 % against the same steps
-measured after other bilinear work. The verdict keeps that cost.
+Columns, all timed in the same alternating blocks: ``dense`` (nn.Linear), the C kernel in every
+ISA variant this CPU can run (``avx512``, ``avx2``; forced per call, so an AVX-512 machine also
+shows the 256-bit code an AVX2-only CPU runs), ``torch`` (the layer's torch path: 'single' for
+one channel, 'batched' otherwise, as CUDA runs it) and ``floor``: the products of the same
+forward and backward as six batched GEMMs of the same shapes (torch.bmm into preallocated
+outputs: no autograd, no layout copies, no kernel of ours), the best a library GEMM gives on
+this machine. Per column: speed-up = median over rounds of dense / column block time, and
+realised/FLOP = speed-up / FLOP ratio. The verdict judges the path the layer takes by itself
+(``path="auto"``, named in the header).
 
-Threads: fixed with --threads (default 1). On the torch path, 2 threads turn every one of the
-layer's small GEMMs into an OpenMP barrier that a descheduled thread stalls; the C kernel splits
-the batch once per pass and gains from the second core (at D = 1024 here: 1.56 -> 0.99 ms per
-step with 2 threads, the torch path 2.2 -> 2.0 ms).
+Targets: realised/FLOP >= 0.6 for one channel at D >= 1024, >= 0.5 for the many-channel 8 x 8
+cases (2x the dense layer's speed at a FLOP ratio of 4). Where the layer's path misses its
+target, the row says what binds: the floor (when the same-shape GEMMs miss it too, the target is
+beyond this machine's GEMMs at these shapes) or the implementation (when the floor reaches it).
 
-FLOP ratio = D^2 / (d1*d2*k2 + d1*k1*k2) MACs per sample (the backward pass has the same ratio);
-the target is a realised speed-up of at least 60% of it.
+Timing. A shared VM steals CPU time in bursts, and a burst costs a 1 ms step far more,
+relatively, than a 25 ms one. So each timed sample is a *block* of steps sized to about
+--block-ms and the columns' blocks alternate; ratios are medians over rounds of adjacent
+blocks. Run it more than once on a shared machine; expect 10-30 % spread between runs.
 
-Paths: the bilinear layer runs as the model uses it: the C kernel of models/native where it
-builds (float32 on a CPU with AVX-512F), the torch path elsewhere; the header line says which.
-A third block per round runs the same layer on its torch path (``single_pair(native=False)``),
-and "kernel gain*" is the median over rounds of torch-path / bilinear block time. Run with
-PARETONAS_NATIVE_KERNELS=0 to judge the torch path alone.
+Threads: fixed with --threads (default 1, as trials train). FLOP ratio = dense MACs /
+bilinear MACs per sample (models.costs.bilinear_macs; the backward pass has the same ratio).
 
 Memory: the process keeps freed heap memory (search.heap.retain_freed_memory, as the
-`paretonas search` and worker processes do), so neither layer's steps page-fault their
-activations back in; --glibc-default leaves glibc's malloc as it is for comparison.
+`paretonas search` and worker processes do); --glibc-default leaves malloc as it is.
 
-Run:  .venv/bin/python tests/benchmarks/bench_bilinear.py [--threads 2] [--blocks 20]
+Run:  .venv/bin/python tests/benchmarks/bench_bilinear.py [--threads 2] [--blocks 15]
+      [--cases single many] [--batches 64 256]
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from models.costs import bilinear_macs
-from models.layers.bilinear import BilinearProjection, single_pair
+from models.costs import bilinear_macs, bilinear_order
+from models.layers.bilinear import BilinearProjection, bilinear_projection
+from models.layers.bilinear_paths import describe_auto_path
 from models.native import bilinear_pair, build
 from search.heap import retain_freed_memory
 
-TARGET = 0.6
+SINGLE = [(1, 1, 28), (1, 1, 32), (1, 1, 64)]
+MANY = [(1, 32, 8), (16, 16, 8), (32, 32, 8), (1, 4, 28), (4, 4, 28)]
 
 
-def _step(layer: nn.Module, x: torch.Tensor, grad: torch.Tensor) -> Callable[[], None]:
-    params = list(layer.parameters())
+@dataclass(frozen=True)
+class Case:
+    c_in: int
+    c_out: int
+    grid: int
+    batch: int
 
+    @property
+    def name(self) -> str:
+        return f"{self.c_in}->{self.c_out} {self.grid}x{self.grid}"
+
+    @property
+    def flop_ratio(self) -> float:
+        g = (self.grid, self.grid)
+        dense = self.c_in * self.c_out * self.grid ** 4
+        return dense / bilinear_macs(in_channels=self.c_in, out_channels=self.c_out,
+                                     in_grid=g, out_grid=g)
+
+    @property
+    def target(self) -> float | None:
+        if self.c_in == self.c_out == 1:
+            return 0.6 if self.grid ** 2 >= 1024 else None
+        return 0.5 if self.grid == 8 else None
+
+
+def _step(fn: Callable[[torch.Tensor], torch.Tensor], params: list[torch.Tensor],
+          x: torch.Tensor, grad: torch.Tensor) -> Callable[[], None]:
     def run() -> None:
-        layer(x).backward(grad)  # forward + backward
+        fn(x).backward(grad)  # forward + backward
         x.grad = None
         for p in params:
             p.grad = None
@@ -66,17 +94,25 @@ def _step(layer: nn.Module, x: torch.Tensor, grad: torch.Tensor) -> Callable[[],
     return run
 
 
-class _TorchPath(nn.Module):
-    """The same layer (same parameters) on its torch path, for the kernel's A/B column."""
+def _floor(case: Case) -> Callable[[], None]:
+    """The six products of forward + backward as batched GEMMs of the same shapes (right
+    order, V's concatenated per input channel, U's per output channel), outputs preallocated."""
+    ci, co, g, n = case.c_in, case.c_out, case.grid, case.batch
+    r = torch.randn
+    x, vcat, ucat_t = r(ci, n * g, g), r(ci, g, co * g), r(co, g, ci * g)
+    t, y, gy = r(co, ci * g, n * g), r(co, g, n * g), r(co, g, n * g)
+    dt, dt_i = r(co, ci * g, n * g), r(ci, n * g, co * g)
+    t_i, dx, dv, du = r(ci, n * g, co * g), r(ci, n * g, g), r(ci, g, co * g), r(co, ci * g, g)
 
-    def __init__(self, layer: BilinearProjection) -> None:
-        super().__init__()
-        self.layer = layer
+    def run() -> None:
+        torch.bmm(x, vcat, out=t_i)  # T = X_i V_i^cat
+        torch.bmm(ucat_t, t, out=y)  # Y = U_o^cat^T T_o
+        torch.bmm(ucat_t.transpose(1, 2), gy, out=dt)  # dT = U_o^cat G_o
+        torch.bmm(t, gy.transpose(1, 2), out=du)  # dU = T_o G_o^T (sum over the batch)
+        torch.bmm(dt_i, vcat.transpose(1, 2), out=dx)  # dX = dT_i V_i^cat^T
+        torch.bmm(x.transpose(1, 2), dt_i, out=dv)  # dV = X_i^T dT_i (sum over the batch)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        layer = self.layer
-        return single_pair(x, layer.U, layer.V, layer.bias, out_shape=layer.out_shape,
-                           native=False)
+    return run
 
 
 def _block(fn: Callable[[], None], steps: int) -> float:
@@ -87,18 +123,33 @@ def _block(fn: Callable[[], None], steps: int) -> float:
     return (time.perf_counter() - start) / steps
 
 
-def measure(size: int, *, batch: int, blocks: int, block_ms: float) -> dict[str, float]:
-    d = math.isqrt(size)
-    assert d * d == size, f"D={size} is not a square"
+def measure(case: Case, *, isas: list[str], blocks: int, block_ms: float) -> dict[str, float]:
+    """Median over rounds of dense / column block time, per column."""
     torch.manual_seed(0)
-    x = torch.randn(batch, size, requires_grad=True)
-    bilinear = BilinearProjection(1, 1, in_grid=(d, d), out_grid=(d, d))
-    grad = torch.randn(batch, 1, d, d)
-    steps = {
-        "dense": _step(nn.Linear(size, size), x, torch.randn(batch, size)),
-        "bilinear": _step(bilinear, x, grad),
-        "torch_path": _step(_TorchPath(bilinear), x, grad),
-    }
+    ci, co, g, n = case.c_in, case.c_out, case.grid, case.batch
+    features_in, features_out = ci * g * g, co * g * g
+    x = torch.randn(n, features_in, requires_grad=True)
+    layer = BilinearProjection(ci, co, in_grid=(g, g), out_grid=(g, g), out_shape=(features_out,))
+    params = list(layer.parameters())
+    grad = torch.randn(n, features_out)
+    right = bilinear_order(in_grid=(g, g), out_grid=(g, g)) == "right"
+    dense = nn.Linear(features_in, features_out)
+    steps: dict[str, Callable[[], None]] = {
+        "dense": _step(dense, list(dense.parameters()), x, grad)}
+    for isa in isas:
+        def native(x: torch.Tensor, isa: str = isa) -> torch.Tensor:
+            return bilinear_pair.forward(x, layer.U, layer.V, layer.bias, right=right,
+                                         out_shape=(features_out,), isa=isa)
+        steps[isa] = _step(native, params, x, grad)
+    torch_path = "single" if ci == co == 1 else "batched"
+
+    def plain(x: torch.Tensor) -> torch.Tensor:
+        y = bilinear_projection(x.view(n, ci, g, g), layer.U, layer.V, layer.bias,
+                                path=torch_path)
+        return y.reshape(n, features_out)
+
+    steps["torch"] = _step(plain, params, x, grad)
+    steps["floor"] = _floor(case)
     per_block = {}
     for name, fn in steps.items():  # warm up, then size the blocks
         per_block[name] = max(1, round(block_ms / 1e3 / min(_block(fn, 1) for _ in range(3))))
@@ -106,57 +157,65 @@ def measure(size: int, *, batch: int, blocks: int, block_ms: float) -> dict[str,
     for _ in range(blocks):
         for name, fn in steps.items():
             times[name].append(_block(fn, per_block[name]))
-    macs = bilinear_macs(in_channels=1, out_channels=1, in_grid=(d, d), out_grid=(d, d))
-    pair_speedups = [a / b for a, b in zip(times["dense"], times["bilinear"], strict=True)]
-    kernel_gains = [a / b for a, b in zip(times["torch_path"], times["bilinear"], strict=True)]
-    return {
-        "d": d,
-        "flop_ratio": size * size / macs,
-        "speedup_median": statistics.median(pair_speedups),
-        "kernel_gain_median": statistics.median(kernel_gains),
-        **{f"{name}_median": statistics.median(ts) for name, ts in times.items()},
-        **{f"{name}_best": min(ts) for name, ts in times.items()},
-    }
+    result = {"dense_ms": statistics.median(times["dense"]) * 1e3}
+    for name in steps:
+        if name != "dense":
+            result[name] = statistics.median(
+                d / b for d, b in zip(times["dense"], times[name], strict=True))
+    return result
+
+
+def _verdict(case: Case, fraction: float, floor_fraction: float) -> str:
+    if case.target is None:
+        return "-"
+    if fraction >= case.target:
+        return "met"
+    binds = "floor" if floor_fraction < case.target else "implementation"
+    return f"NOT met ({binds} binds)"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[784, 1024, 4096])
-    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--cases", nargs="+", choices=["single", "many"],
+                        default=["single", "many"])
+    parser.add_argument("--batches", type=int, nargs="+", default=[64, 256],
+                        help="batches of the many-channel cases (one channel: batch 256)")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--blocks", type=int, default=20)
-    parser.add_argument("--block-ms", type=float, default=50.0)
+    parser.add_argument("--blocks", type=int, default=15)
+    parser.add_argument("--block-ms", type=float, default=40.0)
     parser.add_argument("--glibc-default", action="store_true",
                         help="leave malloc as it is (freed memory goes back to the kernel)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     memory = ("glibc default malloc" if args.glibc_default or not retain_freed_memory()
               else "freed memory retained")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, "
-          f"forward + backward, float32, {memory}; {args.blocks} alternating blocks of "
-          f"~{args.block_ms:g} ms per layer; times are per step; speed-up* = median of per-pair "
-          "dense/bilinear ratios")
-    if bilinear_pair.library() is not None:
-        print(f"bilinear layer: the C kernel (models/native), built for {build.cpu_flags()[0]!r}; "
-              "'torch path' is the same layer with native=False, timed in the same blocks")
-    else:
-        print("bilinear layer: the torch path; the C kernel is unavailable: "
-              f"{build.unavailable_reason(bilinear_pair.NAME)}")
-    print(f"{'D':>6} {'grid':>7} {'FLOP ratio':>11} | {'median: dense ms':>16} {'bilinear ms':>12} "
-          f"{'speed-up*':>9} {'realised/FLOP':>14} {'target':>10} | {'best: dense ms':>14} "
-          f"{'bilinear ms':>12} {'realised/FLOP':>14} | {'torch path ms':>13} "
-          f"{'kernel gain*':>12}")
-    for size in args.sizes:
-        r = measure(size, batch=args.batch, blocks=args.blocks, block_ms=args.block_ms)
-        speedup = r["speedup_median"]
-        fraction = speedup / r["flop_ratio"]
-        verdict = ("met" if fraction >= TARGET else "NOT met") if size >= 1024 else "(D<1024)"
-        best = r["dense_best"] / r["bilinear_best"] / r["flop_ratio"]
-        print(f"{size:>6} {int(r['d']):>3}x{int(r['d']):<3} {r['flop_ratio']:>11.1f} | "
-              f"{r['dense_median'] * 1e3:>16.2f} {r['bilinear_median'] * 1e3:>12.3f} "
-              f"{speedup:>9.1f} {fraction:>14.2f} {verdict:>10} | "
-              f"{r['dense_best'] * 1e3:>14.2f} {r['bilinear_best'] * 1e3:>12.3f} {best:>14.2f} | "
-              f"{r['torch_path_median'] * 1e3:>13.3f} {r['kernel_gain_median']:>11.2f}x")
+    isas = [isa.name for isa in build.ISAS if bilinear_pair.library(isa.name) is not None]
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, forward + backward, "
+          f"float32, {memory}; {args.blocks} alternating blocks of ~{args.block_ms:g} ms per "
+          f"column; CPU {build.cpu_flags()[0]!r}; a shared machine: compare ratios, not times")
+    print(f"the layer (path='auto') takes: one channel {describe_auto_path()}; "
+          f"many channels {describe_auto_path(channels=(2, 2))}")
+    for isa in (i.name for i in build.ISAS if i.name not in isas):
+        print(f"no {isa} column: {bilinear_pair.unavailable_reason(isa)}")
+    auto = bilinear_pair.active_isa() if bilinear_pair.active_isa() in isas else None
+    columns = [*isas, "torch", "floor"]
+    print("per column: speed-up vs dense (median of per-round ratios) and realised/FLOP; "
+          f"verdict on the layer's own path ({auto or 'torch'})")
+    print(f"{'case':>15} {'batch':>5} {'FLOP':>5} {'dense ms':>9} | "
+          + " | ".join(f"{c:>6} x  r/F" for c in columns) + f" | {'target':>6} verdict")
+    cases = []
+    if "single" in args.cases:
+        cases += [Case(*c, batch=256) for c in SINGLE]
+    if "many" in args.cases:
+        cases += [Case(*c, batch=b) for b in args.batches for c in MANY]
+    for case in cases:
+        r = measure(case, isas=isas, blocks=args.blocks, block_ms=args.block_ms)
+        cells = " | ".join(f"{r[c]:>8.2f} {r[c] / case.flop_ratio:>5.2f}" for c in columns)
+        own = r[auto or "torch"] / case.flop_ratio
+        target = f"{case.target:>6.2f}" if case.target is not None else f"{'-':>6}"
+        print(f"{case.name:>15} {case.batch:>5} {case.flop_ratio:>5.1f} {r['dense_ms']:>9.2f} | "
+              f"{cells} | {target} {_verdict(case, own, r['floor'] / case.flop_ratio)}",
+              flush=True)
 
 
 if __name__ == "__main__":
