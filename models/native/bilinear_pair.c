@@ -88,35 +88,45 @@ typedef __m256i mh;
         const int mr, const int nr, const int masked, int k, const float *A, long a_rs,        \
         long a_cs, const float *B, long ldb, float *C, long ldc, M m, int accumulate)          \
     {                                                                                          \
-        V c[MAXR][2];                                                                          \
-        for (int r = 0; r < mr; r++)                                                           \
-            for (int j = 0; j < nr; j++) {                                                     \
-                if (!accumulate)                                                               \
-                    c[r][j] = P##_ZERO();                                                      \
-                else if (masked && j == nr - 1)                                                \
-                    c[r][j] = P##_LOADM(C + r * ldc + j * LANES, m);                           \
-                else                                                                           \
-                    c[r][j] = P##_LOADU(C + r * ldc + j * LANES);                              \
-            }                                                                                  \
-        for (int p = 0; p < k; p++) {                                                          \
-            V b[2];                                                                            \
-            for (int j = 0; j < nr; j++)                                                       \
-                b[j] = (masked && j == nr - 1) ? P##_LOADM(B + p * ldb + j * LANES, m)         \
-                                               : P##_LOADU(B + p * ldb + j * LANES);           \
-            const float *a = A + p * a_cs;                                                     \
-            for (int r = 0; r < mr; r++) {                                                     \
-                const V av = P##_BCAST(a + r * a_rs);                                          \
-                for (int j = 0; j < nr; j++)                                                   \
-                    c[r][j] = P##_FMADD(av, b[j], c[r][j]);                                    \
+        /* two arrays, not one [MAXR][2]: GCC keeps each in registers (a 2-D one spilled) */  \
+        V c0[MAXR], c1[MAXR];                                                                  \
+        const int m0 = masked && nr == 1, m1 = masked && nr == 2;                              \
+        _Pragma("GCC unroll 16") for (int r = 0; r < mr; r++) {                               \
+            if (!accumulate) {                                                                 \
+                c0[r] = P##_ZERO();                                                            \
+                c1[r] = P##_ZERO();                                                            \
+            } else {                                                                           \
+                c0[r] = m0 ? P##_LOADM(C + r * ldc, m) : P##_LOADU(C + r * ldc);               \
+                if (nr == 2)                                                                   \
+                    c1[r] = m1 ? P##_LOADM(C + r * ldc + LANES, m)                             \
+                               : P##_LOADU(C + r * ldc + LANES);                               \
             }                                                                                  \
         }                                                                                      \
-        for (int r = 0; r < mr; r++)                                                           \
-            for (int j = 0; j < nr; j++) {                                                     \
-                if (masked && j == nr - 1)                                                     \
-                    P##_STOREM(C + r * ldc + j * LANES, c[r][j], m);                           \
-                else                                                                           \
-                    P##_STOREU(C + r * ldc + j * LANES, c[r][j]);                              \
+        for (int p = 0; p < k; p++) {                                                          \
+            const V b0 = m0 ? P##_LOADM(B + p * ldb, m) : P##_LOADU(B + p * ldb);              \
+            V b1 = b0;                                                                         \
+            if (nr == 2)                                                                       \
+                b1 = m1 ? P##_LOADM(B + p * ldb + LANES, m) : P##_LOADU(B + p * ldb + LANES);  \
+            const float *a = A + p * a_cs;                                                     \
+            _Pragma("GCC unroll 16") for (int r = 0; r < mr; r++) {                           \
+                const V av = P##_BCAST(a + r * a_rs);                                          \
+                c0[r] = P##_FMADD(av, b0, c0[r]);                                              \
+                if (nr == 2)                                                                   \
+                    c1[r] = P##_FMADD(av, b1, c1[r]);                                          \
             }                                                                                  \
+        }                                                                                      \
+        _Pragma("GCC unroll 16") for (int r = 0; r < mr; r++) {                               \
+            if (m0)                                                                            \
+                P##_STOREM(C + r * ldc, c0[r], m);                                             \
+            else                                                                               \
+                P##_STOREU(C + r * ldc, c0[r]);                                                \
+            if (nr == 2) {                                                                     \
+                if (m1)                                                                        \
+                    P##_STOREM(C + r * ldc + LANES, c1[r], m);                                 \
+                else                                                                           \
+                    P##_STOREU(C + r * ldc + LANES, c1[r]);                                    \
+            }                                                                                  \
+        }                                                                                      \
     }
 DEFINE_TILE(tile_w, vw, mw, W, VL, MRH)
 DEFINE_TILE(tile_h, vh, mh, H, 8, MRH)
@@ -180,12 +190,38 @@ static void gemm(int m, int n, int k, const float *A, long a_rs, long a_cs, cons
         panel_hm(m, k, A, a_rs, a_cs, B + j, ldb, C + j, ldc, H_MASK(rem), accumulate);
 }
 
-/* dst (cols x rows) = src (rows x cols)^T, both row-major. */
+/* dst (8 x 8, ld ldd) = src (8 x 8, ld lds)^T in registers (AVX: both builds have it). */
+static inline void transpose8(const float *src, long lds, float *dst, long ldd)
+{
+    __m256 r[8], t[8];
+    for (int i = 0; i < 8; i++)
+        r[i] = _mm256_loadu_ps(src + i * lds);
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        r[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int i = 0; i < 4; i++) {
+        _mm256_storeu_ps(dst + i * ldd, _mm256_permute2f128_ps(r[i], r[i + 4], 0x20));
+        _mm256_storeu_ps(dst + (i + 4) * ldd, _mm256_permute2f128_ps(r[i], r[i + 4], 0x31));
+    }
+}
+
+/* dst (cols x rows) = src (rows x cols)^T, both row-major: 8 x 8 blocks, then the edges. */
 static void transpose(int rows, int cols, const float *src, float *dst)
 {
+    const int r8 = rows & ~7, c8 = cols & ~7;
+    for (int r = 0; r < r8; r += 8)
+        for (int c = 0; c < c8; c += 8)
+            transpose8(src + (long)r * cols + c, cols, dst + (long)c * rows + r, rows);
     for (int r = 0; r < rows; r++)
-        for (int c = 0; c < cols; c++)
-            dst[c * rows + r] = src[r * cols + c];
+        for (int c = r < r8 ? c8 : 0; c < cols; c++)
+            dst[(long)c * rows + r] = src[(long)r * cols + c];
 }
 
 /* Shapes (row-major, contiguous), in the right-order problem the kernel solves:
