@@ -12,6 +12,7 @@ stamp=.venv/.paretonas-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
   # torch is pinned to 2.13.0 in pyproject.toml: the CPU wheel on a CPU machine.
-  .venv/bin/python -m pip install --quiet -e '.[dev]'
+  # The ray extra too, so the Ray driver's tests (marker `ray`) run here and in CI.
+  .venv/bin/python -m pip install --quiet -e '.[dev,ray]'
   touch "$stamp"
 fi

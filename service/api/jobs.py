@@ -23,7 +23,13 @@ from search.engine import reference_point
 from search.errors import SpaceError
 from service.api.pagination import decode_cursor, encode_cursor, invalid_cursor
 from service.api.problems import Problem, space_problem
-from service.api.schemas import JobCreate, JobPublic, TrialCounts
+from service.api.schemas import (
+    DEFAULT_CPUS_PER_TRIAL,
+    DEFAULT_GPUS_PER_TRIAL,
+    JobCreate,
+    JobPublic,
+    TrialCounts,
+)
 from service.db.base import utcnow
 from service.db.engine import read_session, write_session
 from service.db.tables import ApiKey, Job
@@ -107,6 +113,8 @@ def _build_job(body: JobCreate, *, owner: ApiKey, settings: Settings, digest: st
         config_json=json.dumps(config.to_dict(), sort_keys=True),
         n_trials=config.n_trials,
         parallelism=parallelism,
+        gpus_per_trial=_or(body.gpus_per_trial, DEFAULT_GPUS_PER_TRIAL),
+        cpus_per_trial=_or(body.cpus_per_trial, DEFAULT_CPUS_PER_TRIAL),
         study_name=f"paretonas-{job_id}",
         idempotency_key=None,
         request_hash=digest,
@@ -114,6 +122,10 @@ def _build_job(body: JobCreate, *, owner: ApiKey, settings: Settings, digest: st
         created_at=now,
         updated_at=now,
     )
+
+
+def _or(value: float | None, default: float) -> float:
+    return default if value is None else float(value)
 
 
 def create_job(
@@ -233,6 +245,8 @@ def job_public(job: Job) -> JobPublic:
         dataset=job.dataset,
         n_trials=job.n_trials,
         parallelism=job.parallelism,
+        gpus_per_trial=job.gpus_per_trial,
+        cpus_per_trial=job.cpus_per_trial,
         cancel_requested=job.cancel_requested,
         trials=TrialCounts(running=job.n_running, complete=job.n_complete, failed=job.n_failed),
         front_size=job.front_size,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
     "HypervolumePoint",
@@ -27,6 +27,10 @@ __all__ = [
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 TrialState = Literal["running", "complete", "failed", "stopped"]
 PositiveInt = Annotated[int, Field(strict=True, ge=1)]
+MAX_GPUS_PER_TRIAL = 64  # more than any one node holds: such a trial could never be placed
+MAX_CPUS_PER_TRIAL = 1024
+DEFAULT_GPUS_PER_TRIAL = 0.0
+DEFAULT_CPUS_PER_TRIAL = 1.0
 
 
 class JobCreate(BaseModel):
@@ -53,6 +57,25 @@ class JobCreate(BaseModel):
     train: dict[str, Any] | None = Field(
         default=None, description="Overrides of the space's training budget (epochs, lr, ...)."
     )
+    gpus_per_trial: Annotated[float, Field(ge=0, le=MAX_GPUS_PER_TRIAL)] | None = Field(
+        default=None,
+        description="GPUs one trial asks of a Ray cluster (default 0): a fraction such as 0.25 "
+        "shares a GPU between four trials; above 1, whole GPUs. Plain workers ignore it.",
+    )
+    cpus_per_trial: Annotated[float, Field(gt=0, le=MAX_CPUS_PER_TRIAL)] | None = Field(
+        default=None,
+        description="CPUs one trial asks of a Ray cluster (default 1). Plain workers ignore it.",
+    )
+
+    @field_validator("gpus_per_trial")
+    @classmethod
+    def _whole_gpus_above_one(cls, value: float | None) -> float | None:
+        if value is not None and value > 1 and not value.is_integer():
+            raise ValueError(
+                f"gpus_per_trial: got {value}; a trial shares one GPU (a fraction up to 1, e.g. "
+                f"0.25) or takes whole GPUs (2, 3, ...): use {int(value)} or {int(value) + 1}"
+            )
+        return value
 
 
 class TrialCounts(BaseModel):
@@ -71,6 +94,8 @@ class JobPublic(BaseModel):
     dataset: str
     n_trials: int
     parallelism: int
+    gpus_per_trial: float
+    cpus_per_trial: float
     cancel_requested: bool
     trials: TrialCounts
     front_size: int

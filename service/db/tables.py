@@ -79,6 +79,9 @@ class Job(Base):
     config_json: Mapped[str] = mapped_column(Text)  # search.config.SearchConfig.to_dict()
     n_trials: Mapped[int] = mapped_column(Integer)
     parallelism: Mapped[int] = mapped_column(Integer, default=1)
+    # What one trial asks of a Ray cluster (the Ray driver; plain workers train on their --device).
+    gpus_per_trial: Mapped[float] = mapped_column(Float, default=0.0, server_default=text("0"))
+    cpus_per_trial: Mapped[float] = mapped_column(Float, default=1.0, server_default=text("1"))
     study_name: Mapped[str] = mapped_column(String(100), unique=True)
     idempotency_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
     request_hash: Mapped[str] = mapped_column(String(64))

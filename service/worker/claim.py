@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Row, Select, func, insert, select, update
 
 from search import engine as search_engine
 from search.engine import TrialTicket
@@ -42,19 +42,22 @@ class Claim:
     job: JobContext
 
 
-def claim_next(ctx: WorkerContext) -> Claim | None:
+def claim_next(ctx: WorkerContext, *, fits: ColumnElement[bool] | None = None) -> Claim | None:
     """Claim one trial from the oldest job with room; None when no job has room.
 
-    The job's config, study and dataset are prepared before the job is locked (once per job and
-    process), so the lock is held only for ``ask`` and two small writes.
+    ``fits``: a further condition on the job row (the Ray driver: its per-trial resources fit the
+    cluster's free ones). The job's config, study and dataset are prepared before the job is
+    locked (once per job and process), so the lock is held only for ``ask`` and two small writes.
     """
     with ctx.engine.connect() as connection:
-        candidate = connection.execute(_job_with_room()).one_or_none()
+        candidate = connection.execute(_job_with_room(fits=fits)).one_or_none()
         connection.rollback()
     if candidate is None or _prepare(ctx, candidate) is None:
         return None
     with write_transaction(ctx.engine) as connection:
-        job = connection.execute(_job_with_room(lock=is_postgres(connection))).one_or_none()
+        job = connection.execute(
+            _job_with_room(lock=is_postgres(connection), fits=fits)
+        ).one_or_none()
         if job is None:
             return None
         job_context = _prepare(ctx, job, connection=connection)
@@ -96,8 +99,10 @@ def _prepare(
         return None
 
 
-def _job_with_room(*, lock: bool = False) -> Select[*tuple[Any, ...]]:
-    """The oldest job with room; ``lock``: FOR UPDATE SKIP LOCKED (PostgreSQL)."""
+def _job_with_room(
+    *, lock: bool = False, fits: ColumnElement[bool] | None = None
+) -> Select[*tuple[Any, ...]]:
+    """The oldest job with room (and that ``fits``); ``lock``: FOR UPDATE SKIP LOCKED (Postgres)."""
     query = (
         select(
             Job.id,
@@ -116,6 +121,8 @@ def _job_with_room(*, lock: bool = False) -> Select[*tuple[Any, ...]]:
         .order_by(Job.created_at, Job.id)
         .limit(1)
     )
+    if fits is not None:
+        query = query.where(fits)
     return query.with_for_update(skip_locked=True, of=Job) if lock else query
 
 

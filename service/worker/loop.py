@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import TypeVar
 
+from sqlalchemy import ColumnElement
+
 from search import engine as search_engine
 from search.engine import TrialOutcome
 from search.training import EpochReport
@@ -77,7 +79,7 @@ class Worker:
         errors = Backoff(max_seconds=self.ctx.db_retry_max_seconds)
         while not self.ctx.stop.is_set():
             try:
-                claim = self._next_claim()
+                claim = self.next_claim()
             except StopRequested:
                 break
             except Exception:
@@ -101,7 +103,8 @@ class Worker:
         log.info("worker %s stopped", self.ctx.worker_id)
         return 0
 
-    def _next_claim(self) -> Claim | None:
+    def next_claim(self, *, fits: ColumnElement[bool] | None = None) -> Claim | None:
+        """Reap expired leases, end cancelled jobs, then claim a trial (of a job that ``fits``)."""
         self._retry(
             lambda: reap_expired(self.ctx), what="reaping expired leases", stop=self.ctx.stop
         )
@@ -109,7 +112,7 @@ class Worker:
             lambda: settle_cancelled(self.ctx), what="ending cancelled jobs", stop=self.ctx.stop
         )
         return self._retry(
-            lambda: claim_next(self.ctx), what="claiming a trial", stop=self.ctx.stop
+            lambda: claim_next(self.ctx, fits=fits), what="claiming a trial", stop=self.ctx.stop
         )
 
     def run_claim(self, claim: Claim) -> None:
@@ -130,6 +133,25 @@ class Worker:
             except Exception as error:
                 log.exception("job %s trial %d: training raised", job.job_id, claim.number)
                 reason = f"training raised {type(error).__name__}: {error}"
+        self.settle(
+            claim, outcome=outcome, reason=reason, heartbeat=heartbeat, epoch=_epoch_text(epochs)
+        )
+
+    def settle(
+        self,
+        claim: Claim,
+        *,
+        outcome: TrialOutcome | None,
+        reason: str,
+        heartbeat: Heartbeat,
+        epoch: str,
+    ) -> None:
+        """After training (its heartbeat closed): record, stop or release the trial, or fail it.
+
+        ``outcome`` None: training failed for ``reason`` (retried under the retry limit);
+        ``epoch``: the last epoch trained ("3/10"), for the log. Shared with the Ray driver.
+        """
+        job = claim.job
         if heartbeat.lease_lost.is_set():
             log.warning(
                 "job %s trial %d: lease lost, dropping the result (it is retried)",
@@ -156,21 +178,20 @@ class Worker:
                 "job %s trial %d stopped after epoch %s (job %s)",
                 job.job_id,
                 claim.number,
-                _epoch_text(epochs),
+                epoch,
                 status,
             )
         else:
-            log.info(
-                "job %s trial %d released after epoch %s",
-                job.job_id,
-                claim.number,
-                _epoch_text(epochs),
-            )
-            self._fail(
-                claim,
-                reason=f"released by worker {self.ctx.worker_id} on shutdown",
-                always_retry=True,
-            )
+            log.info("job %s trial %d released after epoch %s", job.job_id, claim.number, epoch)
+            self.release(claim)
+
+    def release(self, claim: Claim) -> None:
+        """Give a trial back on shutdown: failed and retried at once, whatever its attempt."""
+        self._fail(
+            claim,
+            reason=f"released by worker {self.ctx.worker_id} on shutdown",
+            always_retry=True,
+        )
 
     def _record(self, claim: Claim, outcome: TrialOutcome) -> None:
         job = claim.job

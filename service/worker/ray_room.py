@@ -1,0 +1,111 @@
+"""How much of a Ray cluster the driver may still fill: which jobs' trials fit right now.
+
+The driver claims a trial only of a job whose ``cpus_per_trial`` and ``gpus_per_trial`` fit:
+
+- what the cluster has free: per resource, the smaller of Ray's ``available_resources()`` (which
+  sees other users of the cluster, but lags a moment behind) and the cluster's total minus what the
+  driver's own trials in flight hold (which never lags); resources of trials the driver settled
+  within the last ``RECENT_SECONDS`` are added back to the first, as Ray may not show them free yet;
+- and the largest node: a trial asks for its GPUs and CPUs on one node, so a job asking more than
+  any node has is never claimed by this driver (a bigger node joining makes it claimable).
+
+Totals come from ``cluster_resources()`` and the alive nodes at each pass, so the number of
+trials in flight follows nodes joining, leaving and dying.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, and_
+
+from service.db.tables import Job
+
+__all__ = ["RECENT_SECONDS", "Released", "Resources", "Room", "free_room"]
+
+RECENT_SECONDS = 3.0
+_EPS = 1e-9  # fractional GPUs add up with float error: 4 x 0.25 must fit one GPU
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one trial asks for (the job's ``cpus_per_trial``, ``gpus_per_trial``)."""
+
+    cpus: float
+    gpus: float
+
+    def ray_options(self) -> dict[str, float]:
+        """The task's ``num_cpus`` / ``num_gpus``."""
+        return {"num_cpus": self.cpus, "num_gpus": self.gpus}
+
+
+@dataclass(frozen=True)
+class Released:
+    """Resources of a settled trial, and when (``time.monotonic()``) it was settled."""
+
+    resources: Resources
+    at: float
+
+
+@dataclass(frozen=True)
+class Room:
+    """Free CPUs and GPUs for new trials, and the most any one alive node has."""
+
+    cpus: float
+    gpus: float
+    node_cpus: float
+    node_gpus: float
+
+    def fits(self) -> ColumnElement[bool]:
+        """The condition on a job row: one of its trials fits this room."""
+        return and_(
+            Job.cpus_per_trial <= min(self.cpus, self.node_cpus) + _EPS,
+            Job.gpus_per_trial <= min(self.gpus, self.node_gpus) + _EPS,
+        )
+
+    def holds(self, resources: Resources) -> bool:
+        """True when a trial asking ``resources`` fits (the same rule as ``fits``)."""
+        return (
+            resources.cpus <= min(self.cpus, self.node_cpus) + _EPS
+            and resources.gpus <= min(self.gpus, self.node_gpus) + _EPS
+        )
+
+    @property
+    def empty(self) -> bool:
+        """No CPU free: no trial fits (every trial asks for some CPU)."""
+        return self.cpus <= _EPS
+
+
+def free_room(
+    *,
+    total: Mapping[str, float],
+    available: Mapping[str, float],
+    nodes: Iterable[Mapping[str, float]],
+    held: Iterable[Resources],
+    released: Iterable[Released] = (),
+    now: float | None = None,
+) -> Room:
+    """The room for new trials; see the module docstring for the rule.
+
+    ``total``/``available``: Ray's ``cluster_resources()``/``available_resources()``; ``nodes``:
+    each alive node's resources; ``held``: what the driver's trials in flight asked for;
+    ``released``: trials settled lately (older than ``RECENT_SECONDS`` are ignored).
+    """
+    now = time.monotonic() if now is None else now
+    held = list(held)
+    recent = [r.resources for r in released if now - r.at < RECENT_SECONDS]
+    nodes = list(nodes)
+
+    def free(name: str, held_amount: float, recent_amount: float) -> float:
+        own = total.get(name, 0.0) - held_amount
+        seen = available.get(name, 0.0) + recent_amount
+        return max(0.0, min(own, seen))
+
+    return Room(
+        cpus=free("CPU", sum(r.cpus for r in held), sum(r.cpus for r in recent)),
+        gpus=free("GPU", sum(r.gpus for r in held), sum(r.gpus for r in recent)),
+        node_cpus=max((node.get("CPU", 0.0) for node in nodes), default=0.0),
+        node_gpus=max((node.get("GPU", 0.0) for node in nodes), default=0.0),
+    )
