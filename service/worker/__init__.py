@@ -6,7 +6,10 @@
 - ``recovery``: the retry/failure policy for lost, released or crashed trials.
 - ``lease``: the heartbeat thread that renews a lease and watches for cancel / lost lease.
 - ``record``: write a finished trial, the job counters, the Pareto members and hypervolume history.
-- ``loop``: the worker loop (signals, ``--once``, polling).
+- ``loop``: the worker loop (signals, ``--once``, polling); ``Worker.next_claim``, ``settle`` and
+  ``release`` are shared with the Ray driver.
+- ``ray_driver``, ``ray_task``, ``ray_room``: ``paretonas worker --ray``, one driver that claims
+  as above and has a Ray cluster train the trials (Ray is imported only there, lazily).
 """
 
 from __future__ import annotations

@@ -33,7 +33,8 @@ from service.worker.claim import Claim
 from service.worker.context import WorkerContext
 from service.worker.lease import Heartbeat
 from service.worker.loop import Worker, WorkerOptions
-from service.worker.ray_room import Released, Resources, Room, free_room
+from service.worker.ray_failures import describe_failure
+from service.worker.ray_room import Released, Resources, Room, demand, free_room
 from service.worker.ray_task import TaskResult, TrialSignals, run_trial
 
 __all__ = ["RayDriver", "connect"]
@@ -41,6 +42,8 @@ __all__ = ["RayDriver", "connect"]
 log = logging.getLogger("paretonas.worker")
 
 MAX_CLAIMS_PER_PASS = 64  # bounds one pass of claims; the next pass claims on
+DEMAND_SECONDS = 10.0  # how often the autoscaler is told what the jobs could run
+RELEASE_GRACE_SECONDS = 5.0  # on shutdown, a trial still waiting for a slot after this is cancelled
 
 
 def connect(address: str) -> Any:
@@ -62,7 +65,8 @@ class InFlight:
     ref: Any
     heartbeat: Heartbeat
     resources: Resources
-    stop_sent: bool = False
+    stop_sent: bool = False  # asked to stop after its epoch (a cancel, an ended job, lost lease)
+    released_at: float | None = None  # when it was released on shutdown (time.monotonic())
     cancelled: bool = False  # cancelled before it began, on shutdown: released, not failed
 
 
@@ -84,6 +88,7 @@ class RayDriver:
         self._errors = Backoff(max_seconds=self.ctx.db_retry_max_seconds)
         self._signals: Any = None
         self._task: Any = None
+        self._demand_at = -DEMAND_SECONDS
 
     def run(self) -> int:
         """Work until stopped (SIGTERM), then release what is in flight; returns 0."""
@@ -101,6 +106,7 @@ class RayDriver:
             while True:
                 stopping = self.ctx.stop.is_set()
                 if not stopping:
+                    self._request_demand()
                     self._claim_while_room()
                 self._send_stops(stopping=stopping)
                 if not self.in_flight:
@@ -128,6 +134,20 @@ class RayDriver:
             released=self._released,
             now=now,
         )
+
+    def _request_demand(self) -> None:
+        """Every ``DEMAND_SECONDS``: ask Ray's autoscaler (if any) for the jobs' trials."""
+        if time.monotonic() - self._demand_at < DEMAND_SECONDS:
+            return
+        self._demand_at = time.monotonic()
+        try:
+            with self.ctx.engine.connect() as connection:
+                bundles = demand(connection)
+            from ray.autoscaler.sdk import request_resources
+
+            request_resources(bundles=bundles)
+        except Exception:
+            log.warning("could not tell the autoscaler the jobs' demand", exc_info=True)
 
     def _claim_while_room(self) -> None:
         for _ in range(MAX_CLAIMS_PER_PASS):
@@ -194,25 +214,41 @@ class RayDriver:
         return self._resources[job_id]
 
     def _send_stops(self, *, stopping: bool) -> None:
-        """Ask the tasks of cancelled, ended or lost trials (all of them on shutdown) to stop."""
+        """Stop the tasks of cancelled, ended or lost trials; on shutdown release them all."""
+        if stopping:
+            self._release_all()
         doomed = [
-            flight
-            for flight in self.in_flight.values()
-            if not flight.stop_sent and (stopping or not flight.heartbeat.keep_going())
+            f for f in self.in_flight.values() if not f.stop_sent and not f.heartbeat.keep_going()
         ]
-        if not doomed:
-            return
         for flight in doomed:
             flight.stop_sent = True
-        unstarted = set(
-            self.ray.get(self._signals.stop.remote([f.claim.trial_id for f in doomed]))
-        )
-        if not stopping:
+        if doomed:
+            self._signals.stop.remote([f.claim.trial_id for f in doomed])
+
+    def _release_all(self) -> None:
+        """On shutdown: release every trial; cancel those that waited ``RELEASE_GRACE_SECONDS``
+        for a slot and still have not begun (a task cancelled while it waits never trains)."""
+        now = time.monotonic()
+        fresh = [f for f in self.in_flight.values() if f.released_at is None]
+        if fresh:
+            for flight in fresh:
+                flight.released_at = now
+            self._signals.release.remote([f.claim.trial_id for f in fresh])
+        overdue = [
+            f
+            for f in self.in_flight.values()
+            if not f.cancelled
+            and f.released_at is not None
+            and now - f.released_at > RELEASE_GRACE_SECONDS
+        ]
+        if not overdue:
             return
-        for flight in doomed:
+        keys = [f.claim.trial_id for f in overdue]
+        unstarted = set(self.ray.get(self._signals.release.remote(keys)))
+        for flight in overdue:
             if flight.claim.trial_id in unstarted:
                 flight.cancelled = True
-                self.ray.cancel(flight.ref)  # still waiting for a slot: it never trains
+                self.ray.cancel(flight.ref)
 
     def _collect(self, *, timeout: float) -> None:
         refs = list(self.in_flight)
@@ -233,7 +269,7 @@ class RayDriver:
             if flight.cancelled:
                 self._release(flight, epoch="0")
                 return
-            reason = _describe(self.ray, error)
+            reason = describe_failure(self.ray, error)
             log.warning("job %s trial %d: %s", claim.job.job_id, claim.number, reason)
             self._guarded(
                 lambda: self.worker.settle(
@@ -267,18 +303,3 @@ class RayDriver:
         except Exception:
             # As in the plain worker: the trial's lease expires and any worker retries it.
             log.exception("job %s trial %d: unexpected error", claim.job.job_id, claim.number)
-
-
-def _describe(ray: Any, error: BaseException) -> str:
-    """The trial's failure reason: the training's own exception, or what Ray lost."""
-    if isinstance(error, ray.exceptions.RayTaskError):
-        cause = error.cause if isinstance(error.cause, BaseException) else error
-        return f"training raised {type(cause).__name__}: {_first_line(cause)}"
-    if isinstance(error, ray.exceptions.WorkerCrashedError | ray.exceptions.NodeDiedError):
-        return f"ray worker died mid-trial ({type(error).__name__}): {_first_line(error)}"
-    return f"ray task lost ({type(error).__name__}): {_first_line(error)}"
-
-
-def _first_line(error: BaseException) -> str:
-    lines = [line for line in str(error).strip().splitlines() if line.strip()]
-    return lines[0].strip() if lines else ""

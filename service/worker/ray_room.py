@@ -10,7 +10,10 @@ The driver claims a trial only of a job whose ``cpus_per_trial`` and ``gpus_per_
   any node has is never claimed by this driver (a bigger node joining makes it claimable).
 
 Totals come from ``cluster_resources()`` and the alive nodes at each pass, so the number of
-trials in flight follows nodes joining, leaving and dying.
+trials in flight follows nodes joining, leaving and dying. For an autoscaler, ``demand`` lists one
+resource bundle per trial the jobs could run now (their open slots under budget and parallelism):
+the driver hands it to ``ray.autoscaler.sdk.request_resources``, so nodes are added for trials
+that fit no node that is up (an estimate for the autoscaler; the claim still decides).
 """
 
 from __future__ import annotations
@@ -19,11 +22,13 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, and_
+from sqlalchemy import ColumnElement, Connection, and_, case, select
 
 from service.db.tables import Job
 
-__all__ = ["RECENT_SECONDS", "Released", "Resources", "Room", "free_room"]
+__all__ = ["MAX_BUNDLES", "RECENT_SECONDS", "Released", "Resources", "Room", "demand", "free_room"]
+
+MAX_BUNDLES = 1000  # one autoscaler request names at most this many trials
 
 RECENT_SECONDS = 3.0
 _EPS = 1e-9  # fractional GPUs add up with float error: 4 x 0.25 must fit one GPU
@@ -109,3 +114,28 @@ def free_room(
         node_cpus=max((node.get("CPU", 0.0) for node in nodes), default=0.0),
         node_gpus=max((node.get("GPU", 0.0) for node in nodes), default=0.0),
     )
+
+
+def demand(connection: Connection) -> list[dict[str, float]]:
+    """One ``{"CPU": c, "GPU": g}`` bundle per trial the active jobs may run at once now (running
+    ones included), oldest job first, at most ``MAX_BUNDLES``."""
+    remaining = Job.n_trials - Job.n_complete
+    slots = case((Job.parallelism < remaining, Job.parallelism), else_=remaining)
+    rows = connection.execute(
+        select(Job.cpus_per_trial, Job.gpus_per_trial, slots.label("slots"))
+        .where(
+            Job.status.in_(("queued", "running")),
+            Job.cancel_requested.is_(False),
+            Job.n_complete < Job.n_trials,
+        )
+        .order_by(Job.created_at, Job.id)
+    ).all()
+    bundles: list[dict[str, float]] = []
+    for row in rows:
+        bundle = {"CPU": row.cpus_per_trial}
+        if row.gpus_per_trial > 0:
+            bundle["GPU"] = row.gpus_per_trial
+        bundles += [dict(bundle) for _ in range(min(row.slots, MAX_BUNDLES - len(bundles)))]
+        if len(bundles) >= MAX_BUNDLES:
+            break
+    return bundles

@@ -34,8 +34,8 @@ _splits_cache: OrderedDict[str, Splits] = OrderedDict()
 class TaskResult:
     """What a trial's Ray task hands back.
 
-    ``outcome`` None: the task never trained because its driver was already stopping (the driver
-    releases the trial). ``epoch``: the last epoch trained ("3/10"); ``pid``, ``device``: where.
+    ``outcome`` None: the task never trained because its driver released it before it began.
+    ``epoch``: the last epoch trained ("3/10"); ``pid``, ``device``: where.
     """
 
     outcome: TrialOutcome | None
@@ -47,32 +47,39 @@ class TaskResult:
 class TrialSignals:
     """A Ray actor of the driver: which of its trials should stop, and which have begun.
 
-    Its methods run one at a time (an actor's mailbox), so ``begin`` and ``stop`` never race: a
-    trial asked to stop before it began is told so when it begins and does not train.
+    Two kinds of stop: ``stop`` (a cancel, an ended job, a lost lease: the trial trains on to the
+    end of its epoch, then hands back its partial outcome) and ``release`` (the driver is
+    shutting down: a trial that has not begun does not train at all). Its methods run one at a
+    time (an actor's mailbox), so ``begin`` never races a ``release``.
     """
 
     def __init__(self) -> None:
         self._stop: set[int] = set()
+        self._release: set[int] = set()
         self._begun: set[int] = set()
 
     def begin(self, key: int) -> bool:
-        """A task starts trial ``key``; True when it should not train at all."""
+        """A task starts trial ``key``; True when it should not train at all (released)."""
         self._begun.add(key)
-        return key in self._stop
+        return key in self._release
 
     def should_stop(self, key: int) -> bool:
-        """True once the driver asked trial ``key`` to stop."""
-        return key in self._stop
+        """True once the driver asked trial ``key`` to stop or released it."""
+        return key in self._stop or key in self._release
 
-    def stop(self, keys: list[int]) -> list[int]:
-        """Ask trials ``keys`` to stop; returns those of them whose task has not begun yet."""
+    def stop(self, keys: list[int]) -> None:
+        """Ask trials ``keys`` to stop after their current epoch."""
         self._stop.update(keys)
+
+    def release(self, keys: list[int]) -> list[int]:
+        """Release trials ``keys``; returns those of them whose task has not begun yet."""
+        self._release.update(keys)
         return [key for key in keys if key not in self._begun]
 
     def forget(self, key: int) -> None:
         """Trial ``key`` is settled; drop its flags."""
-        self._stop.discard(key)
-        self._begun.discard(key)
+        for flags in (self._stop, self._release, self._begun):
+            flags.discard(key)
 
 
 def run_trial(

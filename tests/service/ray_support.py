@@ -37,8 +37,9 @@ class RayHead:
     log_path: Path
 
     @classmethod
-    def start(cls, *, num_cpus: int = 2, timeout: float = 120) -> RayHead:
-        """Start a head with ``num_cpus`` CPUs and no GPU; wait until it accepts drivers."""
+    def start(cls, *, num_cpus: int = 2, num_gpus: int = 0, timeout: float = 120) -> RayHead:
+        """Start a head with ``num_cpus`` CPUs and ``num_gpus`` GPUs; wait until it accepts
+        drivers."""
         temp_dir = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))  # short: socket paths
         log_path = temp_dir / "head.log"
         port, dashboard = free_port(), free_port()
@@ -59,7 +60,7 @@ class RayHead:
             "--head",
             "--block",
             f"--num-cpus={num_cpus}",
-            "--num-gpus=0",
+            f"--num-gpus={num_gpus}",
             "--include-dashboard=true",
             "--dashboard-host=127.0.0.1",
             f"--temp-dir={temp_dir}",

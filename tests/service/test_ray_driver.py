@@ -1,7 +1,7 @@
 """`paretonas worker --ray`: a real local Ray head, real driver processes, real kills.
 
 One Ray head (2 CPUs, no GPU) serves the whole test session and is stopped at its end, with a check
-that none of its processes is left. Jobs are tiny digits searches; leases last 2 seconds.
+that none of its processes is left. Jobs are tiny digits searches; leases last 8 seconds.
 
 - (both backends) a Ray worker process killed mid-trial (found by its pid through Ray's state
   API) fails that trial and the service retries it; then the driver is killed with SIGKILL while
@@ -35,6 +35,10 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 service_db = support.service_db  # the fixture: SQLite and PostgreSQL
 
+# Longer than the plain worker tests' 2 s: the driver renews leases from threads of a process
+# that also waits on Ray, and on this shared 2-core machine a process may stall for seconds.
+RAY_LEASES = {"PARETONAS_LEASE_SECONDS": "8", "PARETONAS_HEARTBEAT_SECONDS": "1"}
+
 
 @pytest.fixture(scope="session")
 def ray_head() -> Iterator[RayHead]:
@@ -61,7 +65,7 @@ def _start_driver(db: ServiceDB, head: RayHead, *, name: str = "driver") -> Work
         process = subprocess.Popen(
             [sys.executable, "-m", "service.cli", "worker", "--ray", head.address],
             cwd=ROOT,
-            env=db.env(),
+            env=db.env(**RAY_LEASES),
             stdout=log_file,
             stderr=subprocess.STDOUT,
         )
@@ -132,7 +136,7 @@ def test_a_killed_ray_worker_is_retried_and_a_killed_driver_loses_nothing(
     driver.wait()
     held = _running_numbers(service_db, job_id)
     wait_until(lambda: not ray_head.running_trial_tasks(), what="Ray to end the tasks", timeout=60)
-    plain = service_db.start_worker(name="plain")
+    plain = service_db.start_worker(name="plain", **RAY_LEASES)
     wait_until(
         lambda: service_db.job(job_id).status == "succeeded",
         what="the job to succeed",

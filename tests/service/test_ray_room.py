@@ -8,7 +8,7 @@ from service.db.tables import Job
 from service.worker.claim import claim_next
 from service.worker.context import WorkerContext
 from service.worker.database import worker_engine
-from service.worker.ray_room import RECENT_SECONDS, Released, Resources, Room, free_room
+from service.worker.ray_room import RECENT_SECONDS, Released, Resources, Room, demand, free_room
 from tests.service import test_worker_support as support
 from tests.service.test_worker_support import ServiceDB, create_job
 
@@ -93,3 +93,20 @@ def test_claims_skip_a_job_whose_trials_do_not_fit(service_db: ServiceDB) -> Non
         assert plain is not None and plain.job.job_id == gpu_job
     finally:
         ctx.engine.dispose()
+
+
+def test_demand_names_one_bundle_per_open_slot_of_active_jobs(service_db: ServiceDB) -> None:
+    wide = create_job(service_db, n_trials=10, parallelism=3)
+    nearly_done = create_job(service_db, n_trials=4, parallelism=4)
+    cancelled = create_job(service_db, n_trials=2, parallelism=2)
+    finished = create_job(service_db, n_trials=2, parallelism=2)
+    with service_db.engine.begin() as connection:
+        connection.execute(update(Job).where(Job.id == wide).values(gpus_per_trial=0.25))
+        connection.execute(
+            update(Job).where(Job.id == nearly_done).values(n_complete=3, cpus_per_trial=2.0)
+        )
+        connection.execute(update(Job).where(Job.id == cancelled).values(cancel_requested=True))
+        connection.execute(update(Job).where(Job.id == finished).values(status="succeeded"))
+    with service_db.engine.connect() as connection:
+        bundles = demand(connection)
+    assert bundles == [{"CPU": 1.0, "GPU": 0.25}] * 3 + [{"CPU": 2.0}]
