@@ -43,6 +43,7 @@ log = logging.getLogger("paretonas.worker")
 
 MAX_CLAIMS_PER_PASS = 64  # bounds one pass of claims; the next pass claims on
 DEMAND_SECONDS = 10.0  # how often the autoscaler is told what the jobs could run
+SPLITS_KEPT = 4  # idle jobs whose splits stay in Ray's object store for their next trials
 RELEASE_GRACE_SECONDS = 5.0  # on shutdown, a trial still waiting for a slot after this is cancelled
 
 
@@ -188,9 +189,17 @@ class RayDriver:
                 signals=self._signals,
                 key=claim.trial_id,
             )
-        except BaseException:
-            heartbeat.close()  # the lease expires; the trial is retried
-            raise
+        except Exception as error:
+            heartbeat.close()
+            reason = f"placing the trial on Ray failed: {type(error).__name__}: {error}"
+            log.exception("job %s trial %d: %s", job.job_id, claim.number, reason)
+            self._guarded(
+                lambda: self.worker.settle(
+                    claim, outcome=None, reason=reason, heartbeat=heartbeat, epoch="0"
+                ),
+                claim=claim,
+            )
+            return
         self.in_flight[ref] = InFlight(
             claim=claim, ref=ref, heartbeat=heartbeat, resources=resources
         )
@@ -261,6 +270,7 @@ class RayDriver:
     def _settle(self, flight: InFlight) -> None:
         claim = flight.claim
         flight.heartbeat.close()
+        self._drop_splits(keep=claim.job.job_id)
         self._released.append(Released(resources=flight.resources, at=time.monotonic()))
         self._signals.forget.remote(claim.trial_id)
         try:
@@ -288,6 +298,12 @@ class RayDriver:
             ),
             claim=claim,
         )
+
+    def _drop_splits(self, *, keep: str) -> None:
+        """Let Ray free the splits of jobs with no trial in flight, past ``SPLITS_KEPT`` jobs."""
+        busy = {flight.claim.job.job_id for flight in self.in_flight.values()} | {keep}
+        for job_id in [j for j in self._splits if j not in busy][: -SPLITS_KEPT or None]:
+            del self._splits[job_id]
 
     def _release(self, flight: InFlight, *, epoch: str) -> None:
         claim = flight.claim
