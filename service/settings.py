@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     max_trial_retries: int = Field(default=3, ge=0)
     worker_poll_seconds: float = Field(default=2.0, gt=0)
     db_retry_max_seconds: float = Field(default=60.0, ge=0)
-    ray_address: str = ""  # `paretonas worker` drives this Ray cluster ("auto", host:port, ray://)
+    ray_address: str = ""  # `paretonas worker` drives this Ray cluster ("auto", head host:port)
     limits: Limits = Field(default_factory=Limits)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)

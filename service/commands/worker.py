@@ -47,8 +47,8 @@ def worker(
             "--ray",
             metavar="ADDRESS",
             help="Drive a Ray cluster instead of training here: auto (the cluster `ray start` "
-            "runs on this machine), HOST:PORT or ray://HOST:10001 (default: "
-            "PARETONAS_RAY_ADDRESS). Needs the ray extra.",
+            "runs on this machine) or HOST:PORT of its head, from a node of the cluster "
+            "(default: PARETONAS_RAY_ADDRESS). Needs the ray extra.",
         ),
     ] = None,
 ) -> None:

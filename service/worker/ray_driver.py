@@ -48,7 +48,7 @@ RELEASE_GRACE_SECONDS = 5.0  # on shutdown, a trial still waiting for a slot aft
 
 
 def connect(address: str) -> Any:
-    """``ray.init`` on ``address`` ("auto", "host:6379", "ray://host:10001"); returns ``ray``.
+    """``ray.init`` on ``address`` ("auto", "host:6379"; ray:// Ray Client is untested).
 
     Raises ImportError without the ray extra and ConnectionError when no cluster answers.
     """
