@@ -1,7 +1,7 @@
 """trial resources: jobs.gpus_per_trial and jobs.cpus_per_trial (what a Ray driver asks per trial)
 
 Revision ID: trial_resources
-Revises: 0001
+Revises: trial_preprocess
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "trial_resources"
-down_revision = "0001"
+down_revision = "trial_preprocess"
 branch_labels = None
 depends_on = None
 
