@@ -98,15 +98,21 @@ def cpu_flags() -> tuple[str, frozenset[str]]:
 
 def choose_isa() -> tuple[str | None, str]:
     """The ISA variant to build (``avx512`` or ``avx2``), or None, with the reason either way:
-    ``PARETONAS_NATIVE_ISA`` when it names one, else the widest this CPU has."""
+    ``PARETONAS_NATIVE_ISA`` when it names one, else the widest this CPU has. Layers ask on every
+    call, so the answer is cached per setting and CPU."""
     setting = os.environ.get(ISA_SETTING, "auto").strip().lower() or "auto"
+    model, flags = cpu_flags()
+    return _choose_isa(setting, model, flags)
+
+
+@functools.cache
+def _choose_isa(setting: str, model: str, flags: frozenset[str]) -> tuple[str | None, str]:
     names = [isa.name for isa in ISAS]
     if setting != "auto":
         if setting not in names:
             return None, (f"{ISA_SETTING}={setting!r} is not one of auto, {', '.join(names)}; "
                           "set one of those")
         return setting, f"forced by {ISA_SETTING}={setting}"
-    model, flags = cpu_flags()
     for isa in ISAS:
         if all(flag in flags for flag in isa.needs):
             return isa.name, f"the widest this CPU has ({', '.join(isa.needs)})"

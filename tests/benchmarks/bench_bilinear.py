@@ -14,13 +14,15 @@ one channel, 'batched' otherwise, as CUDA runs it) and ``floor``: the products o
 forward and backward as six batched GEMMs of the same shapes (torch.bmm into preallocated
 outputs: no autograd, no layout copies, no kernel of ours), the best a library GEMM gives on
 this machine. Per column: speed-up = median over rounds of dense / column block time, and
-realised/FLOP = speed-up / FLOP ratio. The verdict judges the path the layer takes by itself
-(``path="auto"``, named in the header).
+realised/FLOP = speed-up / FLOP ratio. The verdict judges each path the layer takes by itself
+(``path="auto"``: the kernel's ISA on a CPU that has it, named in the header; the torch path
+where no kernel builds).
 
 Targets: realised/FLOP >= 0.6 for one channel at D >= 1024, >= 0.5 for the many-channel 8 x 8
-cases (2x the dense layer's speed at a FLOP ratio of 4). Where the layer's path misses its
-target, the row says what binds: the floor (when the same-shape GEMMs miss it too, the target is
-beyond this machine's GEMMs at these shapes) or the implementation (when the floor reaches it).
+cases (2x the dense layer's speed at a FLOP ratio of 4). Where a path misses its target, the row
+says what binds: the floor (when the same-shape GEMMs miss it too, the target is beyond this
+machine's GEMMs at these shapes) or the implementation (when the floor reaches it), and the
+path's speed as a fraction of the floor's.
 
 Timing. A shared VM steals CPU time in bursts, and a burst costs a 1 ms step far more,
 relatively, than a 25 ms one. So each timed sample is a *block* of steps sized to about
@@ -165,13 +167,22 @@ def measure(case: Case, *, isas: list[str], blocks: int, block_ms: float) -> dic
     return result
 
 
-def _verdict(case: Case, fraction: float, floor_fraction: float) -> str:
+def _verdict(case: Case, r: dict[str, float], paths: list[str]) -> str:
+    """Per path of the layer (each kernel ISA, or the torch path where no kernel runs): met,
+    or NOT met with what binds and the path's speed as a fraction of the floor's."""
     if case.target is None:
         return "-"
-    if fraction >= case.target:
-        return "met"
-    binds = "floor" if floor_fraction < case.target else "implementation"
-    return f"NOT met ({binds} binds)"
+    floor = r["floor"] / case.flop_ratio
+    verdicts = []
+    for path in paths:
+        fraction = r[path] / case.flop_ratio
+        if fraction >= case.target:
+            verdicts.append(f"{path} met")
+            continue
+        binds = "floor" if floor < case.target else "implementation"
+        verdicts.append(f"{path} NOT met ({binds} binds: floor {floor:.2f}, {path} at "
+                        f"{r[path] / r['floor']:.2f}x the floor's speed)")
+    return "; ".join(verdicts)
 
 
 def main() -> None:
@@ -197,10 +208,10 @@ def main() -> None:
           f"many channels {describe_auto_path(channels=(2, 2))}")
     for isa in (i.name for i in build.ISAS if i.name not in isas):
         print(f"no {isa} column: {bilinear_pair.unavailable_reason(isa)}")
-    auto = bilinear_pair.active_isa() if bilinear_pair.active_isa() in isas else None
     columns = [*isas, "torch", "floor"]
+    judged = isas or ["torch"]  # the paths the layer takes on a CPU with each ISA
     print("per column: speed-up vs dense (median of per-round ratios) and realised/FLOP; "
-          f"verdict on the layer's own path ({auto or 'torch'})")
+          f"verdict per path the layer takes: {', '.join(judged)}")
     print(f"{'case':>15} {'batch':>5} {'FLOP':>5} {'dense ms':>9} | "
           + " | ".join(f"{c:>6} x  r/F" for c in columns) + f" | {'target':>6} verdict")
     cases = []
@@ -211,11 +222,9 @@ def main() -> None:
     for case in cases:
         r = measure(case, isas=isas, blocks=args.blocks, block_ms=args.block_ms)
         cells = " | ".join(f"{r[c]:>8.2f} {r[c] / case.flop_ratio:>5.2f}" for c in columns)
-        own = r[auto or "torch"] / case.flop_ratio
         target = f"{case.target:>6.2f}" if case.target is not None else f"{'-':>6}"
         print(f"{case.name:>15} {case.batch:>5} {case.flop_ratio:>5.1f} {r['dense_ms']:>9.2f} | "
-              f"{cells} | {target} {_verdict(case, own, r['floor'] / case.flop_ratio)}",
-              flush=True)
+              f"{cells} | {target} {_verdict(case, r, judged)}", flush=True)
 
 
 if __name__ == "__main__":
