@@ -16,7 +16,7 @@ an AMD EPYC with AVX-512 shared at load 13-15), realised/FLOP = speed-up over nn
 same features / FLOP ratio, 512-bit build / 256-bit build: one channel at D = 1024 (batch 256)
 0.87-0.88 / 0.81-0.89, at D = 4096 1.05-1.23 / 0.91-1.09; 8 x 8 maps at batch 64: 16 -> 16
 0.71-0.73 / 0.61-0.64, 32 -> 32 0.65-0.68 / 0.54-0.60, 1 -> 32 0.38-0.46 / 0.35-0.43 (there the
-same-shape batched-GEMM floor reaches only 0.48-0.57: seven products of 8 x 8 per channel pair
+same-shape batched-GEMM floor reaches only 0.48-0.57: six 8 x 8 x 8 products per channel pair
 and the layer's fixed cost per call weigh against one 64 -> 2048 GEMM).
 """
 
