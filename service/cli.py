@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "export": "Write a front member's model (safetensors or ONNX) to a file.",
     "keys": "Create, list and revoke API keys.",
     "layers": "Parameters and MACs of every layer kind.",
+    "scheduler": "Turn due cron schedules into jobs (also runs inside serve).",
     "search": "Run a search on this machine.",
     "serve": "The REST API, optionally with worker processes.",
     "worker": "Claim and train trials until stopped.",

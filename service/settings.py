@@ -5,6 +5,7 @@
     PARETONAS_OPTUNA_STORAGE=postgresql+psycopg://user@db/paretonas_optuna
     PARETONAS_DATASETS='{"fashion": {"format": "fashion-mnist", "path": "/data/fashion"}}'
     PARETONAS_LIMITS__MAX_TRIALS=10000         # or PARETONAS_LIMITS='{"max_trials": 10000}'
+    PARETONAS_SCHEDULER_ENABLED=false          # `paretonas serve` without its scheduler thread
 
 Empty database URLs default to SQLite files under ``data_dir`` (separate files: a worker holds the
 service file's write lock while it asks Optuna for a trial). Our migrations use their own version
@@ -65,6 +66,8 @@ class Settings(BaseSettings):
     limits: Limits = Field(default_factory=Limits)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+    scheduler_enabled: bool = True  # `paretonas serve` runs the cron scheduler in a thread
+    scheduler_poll_seconds: float = Field(default=5.0, gt=0)
 
     @model_validator(mode="after")
     def _defaults_and_checks(self) -> Settings:

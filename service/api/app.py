@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from service.api.problems import install_problem_handlers
-from service.api.routes import health, jobs, trials
+from service.api.routes import health, jobs, schedules, trials
 from service.db.engine import make_engine
 from service.settings import Settings, get_settings
 
@@ -45,4 +45,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(jobs.router, prefix=API_PREFIX)
     app.include_router(trials.router, prefix=API_PREFIX)
+    app.include_router(schedules.router, prefix=API_PREFIX)
     return app

@@ -1,12 +1,15 @@
-"""Injected dependencies: settings, the engine, a read session, the caller's key, the job.
+"""Injected dependencies: settings, the engine, a read session, the caller's key, the job, the
+schedule, the clock.
 
 ``JobDep`` is the one place a job id becomes a job: a missing job and another owner's job both
-answer 404 job-not-found (so ids of others' jobs are never confirmed).
+answer 404 job-not-found (so ids of others' jobs are never confirmed); ``ScheduleDep`` does the
+same for schedules.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -15,12 +18,21 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from service.api.problems import Problem
+from service.db.base import utcnow
 from service.db.engine import read_session
-from service.db.tables import ApiKey, Job
+from service.db.tables import ApiKey, Job, Schedule
 from service.keys import authenticate
 from service.settings import Settings
 
-__all__ = ["EngineDep", "JobDep", "OwnerDep", "SessionDep", "SettingsDep"]
+__all__ = [
+    "ClockDep",
+    "EngineDep",
+    "JobDep",
+    "OwnerDep",
+    "ScheduleDep",
+    "SessionDep",
+    "SettingsDep",
+]
 
 _bearer = HTTPBearer(auto_error=False, description="An API key from `paretonas keys create`.")
 
@@ -82,3 +94,30 @@ def get_job(job_id: str, owner: OwnerDep, session: SessionDep) -> Job:
 
 
 JobDep = Annotated[Job, Depends(get_job)]
+
+
+def get_schedule(schedule_id: str, owner: OwnerDep, session: SessionDep) -> Schedule:
+    """The caller's schedule ``schedule_id``; 404 schedule-not-found when missing or another's."""
+    schedule = session.scalars(
+        select(Schedule).where(Schedule.id == schedule_id, Schedule.owner_id == owner.id)
+    ).first()
+    if schedule is None:
+        raise Problem(
+            "schedule-not-found",
+            status=404,
+            detail=f"no schedule {schedule_id!r} among your schedules; list them with "
+            "GET /api/v1/schedules",
+        )
+    return schedule
+
+
+ScheduleDep = Annotated[Schedule, Depends(get_schedule)]
+
+
+def get_clock(request: Request) -> Callable[[], datetime]:
+    """The app's clock (``app.state.clock``; default: UTC now): what "now" is for schedules."""
+    clock: Callable[[], datetime] = getattr(request.app.state, "clock", utcnow)
+    return clock
+
+
+ClockDep = Annotated[Callable[[], datetime], Depends(get_clock)]

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -35,17 +36,32 @@ from service.db.engine import read_session, write_session
 from service.db.tables import ApiKey, Job
 from service.settings import Settings
 
-__all__ = ["cancel_job", "create_job", "job_public", "list_jobs", "new_job_id"]
+__all__ = [
+    "build_job",
+    "cancel_job",
+    "check_idempotency_key",
+    "create_job",
+    "job_public",
+    "list_jobs",
+    "new_id",
+    "new_job_id",
+    "request_hash",
+]
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 DEFAULT_PARALLELISM = 4
 
 
-def new_job_id() -> str:
-    """``job_`` + a 26-character ULID (48-bit milliseconds, 80 random bits, Crockford base32)."""
+def new_id(prefix: str) -> str:
+    """``prefix`` + a 26-character ULID (48-bit milliseconds, 80 random bits, Crockford base32)."""
     value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
     chars = [_CROCKFORD[(value >> (5 * i)) & 31] for i in reversed(range(26))]
-    return "job_" + "".join(chars)
+    return prefix + "".join(chars)
+
+
+def new_job_id() -> str:
+    """``job_`` + a ULID."""
+    return new_id("job_")
 
 
 def request_hash(body: JobCreate) -> str:
@@ -54,7 +70,9 @@ def request_hash(body: JobCreate) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _config_dict(body: JobCreate, *, settings: Settings) -> dict[str, Any]:
+def _config_dict(
+    body: JobCreate, *, settings: Settings, warm_start: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
     allowed = settings.dataset_names()
     if body.dataset not in allowed:
         raise Problem(
@@ -70,6 +88,8 @@ def _config_dict(body: JobCreate, *, settings: Settings) -> dict[str, Any]:
         value = getattr(body, name)
         if value is not None:
             data[name] = value
+    if warm_start:
+        data["warm_start"] = [dict(params) for params in warm_start]
     return data
 
 
@@ -90,9 +110,19 @@ def _check_limits(*, n_trials: int, parallelism: int, settings: Settings) -> Non
             )
 
 
-def _build_job(body: JobCreate, *, owner: ApiKey, settings: Settings, digest: str) -> Job:
+def build_job(
+    body: JobCreate,
+    *,
+    owner: ApiKey,
+    settings: Settings,
+    digest: str,
+    warm_start: Sequence[Mapping[str, Any]] = (),
+) -> Job:
+    """The queued job row of ``body`` (not stored): THE validation of a job (dataset, search
+    config, limits), as POST /jobs and every schedule run apply it; Problem (422) otherwise.
+    ``warm_start``: parameter dicts the study runs first (a schedule's previous front)."""
     try:
-        config = parse_config(_config_dict(body, settings=settings))
+        config = parse_config(_config_dict(body, settings=settings, warm_start=warm_start))
     except SpaceError as error:
         raise space_problem(error) from None
     parallelism = body.parallelism or min(config.n_trials, DEFAULT_PARALLELISM)
@@ -143,7 +173,7 @@ def create_job(
         found = _by_key(engine, owner=owner, key=idempotency_key, digest=digest)
         if found is not None:
             return found, False
-    job = _build_job(body, owner=owner, settings=settings, digest=digest)
+    job = build_job(body, owner=owner, settings=settings, digest=digest)
     job.idempotency_key = idempotency_key
     try:
         with write_session(engine) as session:
@@ -158,7 +188,8 @@ def create_job(
     return job, True
 
 
-def _by_key(engine: Engine, *, owner: ApiKey, key: str, digest: str) -> Job | None:
+def check_idempotency_key(key: str) -> None:
+    """422 for an Idempotency-Key longer than the 255 characters stored (jobs and schedules)."""
     if len(key) > 255:
         raise Problem(
             "validation-error",
@@ -166,6 +197,10 @@ def _by_key(engine: Engine, *, owner: ApiKey, key: str, digest: str) -> Job | No
             detail=f"Idempotency-Key: {len(key)} characters; use at most 255 (e.g. a UUID)",
             errors=[{"path": "header.Idempotency-Key", "message": "at most 255 characters"}],
         )
+
+
+def _by_key(engine: Engine, *, owner: ApiKey, key: str, digest: str) -> Job | None:
+    check_idempotency_key(key)
     with read_session(engine) as session:
         job = session.scalars(
             select(Job).where(Job.owner_id == owner.id, Job.idempotency_key == key)

@@ -4,7 +4,9 @@
     paretonas serve --migrate --workers 1        # migrate, then API + one CPU worker process
 
 ``--workers N`` starts N ``paretonas worker`` processes and stops them when the API stops
-(SIGTERM, then SIGKILL after ``--worker-grace`` seconds).
+(SIGTERM, then SIGKILL after ``--worker-grace`` seconds). The cron scheduler runs in a thread of
+this process unless PARETONAS_SCHEDULER_ENABLED=false (`paretonas scheduler` runs it alone); any
+number of serve processes may share a database, each due time still makes one job.
 """
 
 from __future__ import annotations
@@ -12,17 +14,21 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import threading
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
 import uvicorn
 
 from service.api.app import create_app
+from service.commands.migrated import check_migrated
 from service.db import migrations
 from service.db.engine import make_engine
-from service.settings import get_settings
+from service.scheduler.loop import Scheduler
+from service.settings import Settings, get_settings
 
-__all__ = ["serve"]
+__all__ = ["serve", "start_scheduler"]
 
 
 def serve(
@@ -41,7 +47,7 @@ def serve(
     settings = get_settings()
     if migrate:
         migrations.upgrade(settings.database_url)
-    _check_migrated(settings.database_url)
+    check_migrated(settings.database_url)
     processes = [
         subprocess.Popen([sys.executable, "-m", "service.cli", "worker", "--device", worker_device])
         for _ in range(workers)
@@ -49,6 +55,7 @@ def serve(
     # uvicorn re-raises the SIGTERM it caught once it has shut down; turn that into SystemExit so
     # the `finally` below still stops the workers instead of leaving them orphaned.
     signal.signal(signal.SIGTERM, _exit_on_signal)
+    stop_scheduler = start_scheduler(settings)
     try:
         uvicorn.run(
             create_app(settings),
@@ -57,27 +64,32 @@ def serve(
             log_level="info",
         )
     finally:
+        stop_scheduler()
         _stop(processes, grace=worker_grace)
+
+
+def start_scheduler(settings: Settings) -> Callable[[], None]:
+    """Start the scheduler thread (unless ``settings.scheduler_enabled`` is false); returns the
+    function that stops it (after its current tick) and closes its engine."""
+    if not settings.scheduler_enabled:
+        return lambda: None
+    engine = make_engine(settings.database_url)
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=Scheduler(engine, settings).run, args=(stop,), name="scheduler", daemon=True
+    )
+    thread.start()
+
+    def stop_it() -> None:
+        stop.set()
+        thread.join(timeout=30)
+        engine.dispose()
+
+    return stop_it
 
 
 def _exit_on_signal(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
-
-
-def _check_migrated(url: str) -> None:
-    engine = make_engine(url)
-    try:
-        current = migrations.current_revision(engine)
-    finally:
-        engine.dispose()
-    head = migrations.head_revision()
-    if current != head:
-        typer.echo(
-            f"the database is at revision {current or 'none'}, head is {head}: run "
-            "`paretonas db upgrade` or `paretonas serve --migrate`",
-            err=True,
-        )
-        raise typer.Exit(1)
 
 
 def _stop(processes: list[subprocess.Popen[bytes]], *, grace: float) -> None:

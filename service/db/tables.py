@@ -1,4 +1,5 @@
-"""The service's tables (SQLAlchemy 2 declarative): API keys, jobs, trials, fronts, weights.
+"""The service's tables (SQLAlchemy 2 declarative): API keys, jobs, trials, fronts, weights,
+cron schedules and their runs.
 
 Column names are the contract between the API and the workers (see docs/INTERFACES.md). Named
 "tables" so they are never confused with the PyTorch ``models/`` package. Timestamps are
@@ -30,18 +31,28 @@ from service.db.base import Base, UTCDateTime, utcnow
 
 __all__ = [
     "JOB_STATUSES",
+    "RUN_STATUSES",
+    "RUN_TRIGGERS",
+    "SCHEDULE_OVERLAPS",
+    "SCHEDULE_WARM_STARTS",
     "TRIAL_STATES",
     "ApiKey",
     "Base",
     "HypervolumeHistory",
     "Job",
     "ParetoMember",
+    "Schedule",
+    "ScheduleRun",
     "Trial",
     "TrialWeights",
 ]
 
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 TRIAL_STATES = ("running", "complete", "failed", "stopped")
+SCHEDULE_OVERLAPS = ("skip", "queue")
+SCHEDULE_WARM_STARTS = ("none", "front")
+RUN_TRIGGERS = ("cron", "catch-up", "manual")
+RUN_STATUSES = ("started", "skipped", "failed")
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -169,3 +180,65 @@ class TrialWeights(Base):
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
     trial_number: Mapped[int] = mapped_column(Integer, primary_key=True)
     data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Schedule(Base):
+    """A cron schedule of one owner: a job template (the POST /jobs body) run at each due time.
+
+    ``next_due_at`` is the next due time (UTC) not yet handled; a scheduler claims it by moving
+    it forward in the same transaction that records the run (see service/scheduler/fire.py).
+    """
+
+    __tablename__ = "schedules"
+    __table_args__ = (
+        UniqueConstraint("owner_id", "idempotency_key"),
+        Index("ix_schedules_owner_id_created_at", "owner_id", "created_at"),
+        Index("ix_schedules_paused_next_due_at", "paused", "next_due_at"),
+        CheckConstraint(_in("overlap", SCHEDULE_OVERLAPS), name="overlap"),
+        CheckConstraint(_in("warm_start", SCHEDULE_WARM_STARTS), name="warm_start"),
+    )
+
+    id: Mapped[str] = mapped_column(String(30), primary_key=True)  # "sch_" + 26 characters
+    owner_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    cron: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64))
+    job_json: Mapped[str] = mapped_column(Text)  # the JobCreate body as sent (exclude_unset)
+    overlap: Mapped[str] = mapped_column(String(8))
+    warm_start: Mapped[str] = mapped_column(String(8))
+    paused: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    next_due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class ScheduleRun(Base):
+    """One due time of a schedule: started (``job_id`` set), skipped or failed (``reason``).
+
+    UNIQUE (schedule_id, due_at, manual) is what makes a due time produce at most one run,
+    however many schedulers share the database. Deleting a schedule deletes its runs, not its jobs.
+    """
+
+    __tablename__ = "schedule_runs"
+    __table_args__ = (
+        UniqueConstraint("schedule_id", "due_at", "manual"),
+        Index("ix_schedule_runs_schedule_id_id", "schedule_id", "id"),
+        CheckConstraint(_in("trigger", RUN_TRIGGERS), name="trigger"),
+        CheckConstraint(_in("status", RUN_STATUSES), name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    schedule_id: Mapped[str] = mapped_column(ForeignKey("schedules.id", ondelete="CASCADE"))
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    manual: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    trigger: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    job_id: Mapped[str | None] = mapped_column(
+        ForeignKey("jobs.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    warm_start_from: Mapped[str | None] = mapped_column(String(30), nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    fired_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

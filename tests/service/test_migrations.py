@@ -25,6 +25,8 @@ OURS = {
     "pareto_members",
     "hypervolume_history",
     "trial_weights",
+    "schedules",
+    "schedule_runs",
 }
 # What Optuna keeps in a database it shares: its own history table and a table of its own.
 FOREIGN = {"alembic_version", "studies"}
