@@ -28,7 +28,7 @@ from service.api.schemas import JobCreate
 from service.db.engine import read_session, write_session
 from service.db.tables import ApiKey, Schedule, ScheduleRun
 from service.scheduler.cron import Cron, CronError
-from service.scheduler.fire import Firing, start_run
+from service.scheduler import fire  # a module: service.scheduler.fire imports service.api.jobs
 from service.settings import Settings
 
 __all__ = [
@@ -233,13 +233,13 @@ def run_now(
         schedule = session.scalars(
             select(Schedule).where(Schedule.id == schedule_id).with_for_update()
         ).one()
-        run = start_run(
+        run = fire.start_run(
             session,
             schedule=schedule,
             due_at=now,
             trigger="manual",
             now=now,
-            firing=Firing(settings=settings, fired_by=API_FIRED_BY),
+            firing=fire.Firing(settings=settings, fired_by=API_FIRED_BY),
         )
     if run.status == "failed":
         raise Problem(
