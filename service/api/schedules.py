@@ -27,8 +27,8 @@ from service.api.schedule_schemas import (
 from service.api.schemas import JobCreate
 from service.db.engine import read_session, write_session
 from service.db.tables import ApiKey, Schedule, ScheduleRun
-from service.scheduler.cron import Cron, CronError
 from service.scheduler import fire  # a module: service.scheduler.fire imports service.api.jobs
+from service.scheduler.cron import Cron, CronError
 from service.settings import Settings
 
 __all__ = [
