@@ -76,6 +76,10 @@ def test_openapi_lists_the_routes(client: TestClient) -> None:
         "/api/v1/jobs/{job_id}/trials",
         "/api/v1/jobs/{job_id}/pareto",
         "/api/v1/jobs/{job_id}/trials/{number}/model",
+        "/api/v1/schedules",
+        "/api/v1/schedules/{schedule_id}",
+        "/api/v1/schedules/{schedule_id}:run",
+        "/api/v1/schedules/{schedule_id}/runs",
     }
 
 

@@ -47,5 +47,5 @@ def test_unknown_command_exits_2_and_names_the_valid_ones() -> None:
     result = CliRunner().invoke(app, ["serach"])
     assert result.exit_code == 2
     text = " ".join(result.output.replace("│", " ").split())
-    assert ("No such command 'serach'. Commands: db, demo, export, keys, layers, search, serve, "
-            "worker.") in text
+    assert ("No such command 'serach'. Commands: db, demo, export, keys, layers, scheduler, "
+            "search, serve, worker.") in text

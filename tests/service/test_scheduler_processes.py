@@ -126,11 +126,14 @@ def test_two_scheduler_processes_fire_each_due_time_once(
         assert [run.due_at for run in mine] == expected, cron_text  # each due time exactly once
         reasons = Counter((run.status, (run.reason or "")[:8]) for run in mine)
         print(cron_text, zone, overlap, dict(reasons))
+        assert {run.status for run in mine} <= {"started", "skipped"}
+        # A due time both processes were too slow for (a loaded machine) is skipped as missed
+        # and the next one is a catch-up: still one run per due time.
+        first = next(i for i, run in enumerate(mine) if run.status == "started")
+        assert all((r.reason or "").startswith("missed") for r in mine[:first])
         if overlap == "skip":  # nothing runs the jobs: the first stays queued, the rest skip
-            assert mine[0].status == "started"
-            assert {run.status for run in mine[1:]} <= {"skipped"}
+            assert all(r.status == "skipped" for r in mine[first + 1 :])
         else:
-            assert {run.status for run in mine} <= {"started", "skipped"}
             assert all(r.reason.startswith("missed") for r in mine if r.status == "skipped")
     minutely = [run for run in runs if run.schedule_id == ids[0]]
     assert len(minutely) >= 20, "the window covered fewer than 20 simulated minutes"
