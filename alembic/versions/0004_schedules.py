@@ -1,7 +1,7 @@
 """schedules and schedule_runs: cron schedules of job templates and one row per due time
 
 Revision ID: schedules
-Revises: trial_preprocess
+Revises: trial_resources
 Create Date: 2026-12-01 21:51:04.873593
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import service.db.base
 
 revision = 'schedules'
-down_revision = 'trial_preprocess'
+down_revision = 'trial_resources'
 branch_labels = None
 depends_on = None
 
