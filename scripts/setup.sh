@@ -16,3 +16,15 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install --quiet -e '.[dev,ray]'
   touch "$stamp"
 fi
+# The dashboard's browser tests drive Debian's Chromium through Playwright (never a downloaded
+# browser): install it when it is missing.
+if [ ! -x /usr/bin/chromium ]; then
+  if command -v apt-get >/dev/null 2>&1; then
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium
+  else
+    echo "setup: /usr/bin/chromium is missing and apt-get is not available; install Chromium" \
+      "for the browser tests (pytest -m browser)" >&2
+  fi
+fi

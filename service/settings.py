@@ -68,6 +68,10 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     scheduler_enabled: bool = True  # `paretonas serve` runs the cron scheduler in a thread
     scheduler_poll_seconds: float = Field(default=5.0, gt=0)
+    # The dashboard's sign-in: cookies are signed with this secret (empty: a random one kept in
+    # <data_dir>/session-secret; give every API replica the same value) and last session_hours.
+    session_secret: str = ""
+    session_hours: float = Field(default=12.0, gt=0)
 
     @model_validator(mode="after")
     def _defaults_and_checks(self) -> Settings:

@@ -1,4 +1,5 @@
-"""The FastAPI application: ``create_app(settings)`` (JSON under /api/v1, OpenAPI at /docs).
+"""The FastAPI application: ``create_app(settings)`` (JSON under /api/v1, OpenAPI at /docs,
+the dashboard at /).
 
 uvicorn --factory service.api.app:create_app    # or: paretonas serve
 """
@@ -9,9 +10,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from service.api.problems import install_problem_handlers
-from service.api.routes import health, jobs, schedules, trials
+from service.api.routes import details, export, health, jobs, schedules, trials
+from service.dashboard.install import install_dashboard
 from service.db.engine import make_engine
 from service.settings import Settings, get_settings
 
@@ -32,7 +35,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             engine.dispose()
 
-    app = FastAPI(
+    # fastapi-offline: /docs and /redoc load Swagger UI and ReDoc from its package, not a CDN.
+    app = FastAPIOffline(
+        static_url="/assets/docs",
         title="ParetoNAS",
         version="0.1.0",
         description="Search for parameter-efficient networks: Pareto fronts of accuracy "
@@ -46,4 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(jobs.router, prefix=API_PREFIX)
     app.include_router(trials.router, prefix=API_PREFIX)
     app.include_router(schedules.router, prefix=API_PREFIX)
+    app.include_router(details.router, prefix=API_PREFIX)
+    app.include_router(export.router, prefix=API_PREFIX)
+    install_dashboard(app)
     return app

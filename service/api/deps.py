@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from service.api.problems import Problem
 from service.db.base import utcnow
+from service.dashboard.session import current_session
 from service.db.engine import read_session
 from service.db.tables import ApiKey, Job, Schedule
 from service.keys import authenticate
@@ -63,10 +64,20 @@ SessionDep = Annotated[Session, Depends(get_session)]
 
 
 def get_owner(
+    request: Request,
     session: SessionDep,
+    settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> ApiKey:
-    """The caller's live API key; 401 with ``WWW-Authenticate: Bearer`` otherwise."""
+    """The caller's live API key; 401 with ``WWW-Authenticate: Bearer`` otherwise.
+
+    Without an Authorization header, a GET (or HEAD) may also be signed in by the dashboard's
+    session cookie: the pages read the same JSON. Writes always need the key (no CSRF there).
+    """
+    if credentials is None and request.method in _READS:
+        signed_in = current_session(request, session, settings)
+        if signed_in is not None:
+            return signed_in.owner
     if credentials is None or credentials.scheme.lower() != "bearer":
         detail = "no API key: send Authorization: Bearer <key> (paretonas keys create --name NAME)"
         raise Problem("unauthorized", status=401, detail=detail, headers=_CHALLENGE)
@@ -78,6 +89,7 @@ def get_owner(
 
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
+_READS = frozenset({"GET", "HEAD"})
 OwnerDep = Annotated[ApiKey, Depends(get_owner)]
 
 

@@ -40,6 +40,8 @@ _TITLES = {
     "model-not-found": "Model not found",
     "invalid-format": "Invalid model format",
     "model-not-exportable": "Model cannot be exported",
+    "trial-not-found": "Trial not found",
+    "csrf-failed": "Missing or wrong CSRF token",
     "validation-error": "Invalid request",
     "not-ready": "Service not ready",
     "not-found": "Not found",

@@ -1,5 +1,5 @@
 """The service's tables (SQLAlchemy 2 declarative): API keys, jobs, trials, fronts, weights,
-cron schedules and their runs.
+cron schedules and their runs, per-epoch learning curves and the dashboard's sign-in sessions.
 
 Column names are the contract between the API and the workers (see docs/INTERFACES.md). Named
 "tables" so they are never confused with the PyTorch ``models/`` package. Timestamps are
@@ -38,12 +38,14 @@ __all__ = [
     "TRIAL_STATES",
     "ApiKey",
     "Base",
+    "DashboardSession",
     "HypervolumeHistory",
     "Job",
     "ParetoMember",
     "Schedule",
     "ScheduleRun",
     "Trial",
+    "TrialEpoch",
     "TrialWeights",
 ]
 
@@ -242,3 +244,38 @@ class ScheduleRun(Base):
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     fired_by: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class TrialEpoch(Base):
+    """One epoch of a trial's learning curve (``search.training.EpochReport``).
+
+    Written by the worker in batches: with each lease renewal and with the trial's result, never
+    one commit per epoch. ``epoch`` counts from 1 across both phases (train, then finetune).
+    """
+
+    __tablename__ = "trial_epochs"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    trial_number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
+    phase: Mapped[str] = mapped_column(String(16))  # "train" | "finetune"
+    train_loss: Mapped[float] = mapped_column(Float)
+    val_accuracy: Mapped[float] = mapped_column(Float)
+    lr: Mapped[float] = mapped_column(Float)
+    seconds: Mapped[float] = mapped_column(Float)
+
+
+class DashboardSession(Base):
+    """A dashboard sign-in: the cookie carries a signed random token, only its sha256 is stored.
+
+    Signing out deletes the row, so a copied cookie dies with the session; a revoked key ends
+    every session of it. ``csrf_token`` guards the session's state-changing forms.
+    """
+
+    __tablename__ = "dashboard_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

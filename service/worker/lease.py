@@ -5,6 +5,10 @@ while the row is still this worker's running trial) and reads the job's ``cancel
 status. The training loop asks ``keep_going()`` after every epoch, so a cancel, a failed job or a
 lost lease stops training within one epoch.
 
+The same transaction writes the learning-curve epochs finished since the last renewal
+(``note_epoch`` collects them; ``trial_epochs``): a curve costs no commit of its own, and what is
+still unwritten when training ends goes with the trial's result (``unwritten()``).
+
 The lease is lost when the renewing update touches no row (another worker reaped the trial) or when
 the database stayed away until the lease ran out: training stops and nothing is recorded, because
 the trial has been (or will be) failed and retried elsewhere.
@@ -16,27 +20,62 @@ import logging
 import threading
 import time
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
-from service.db.tables import Job, Trial
+from service.db.tables import Job, Trial, TrialEpoch
 from service.worker.backoff import is_transient
 from service.worker.context import WorkerContext
 from service.worker.database import utcnow
 
-__all__ = ["Heartbeat"]
+if TYPE_CHECKING:
+    from search.training import EpochReport
+
+__all__ = ["Heartbeat", "write_epochs"]
 
 log = logging.getLogger("paretonas.worker")
+
+
+def write_epochs(
+    connection: Connection, *, job_id: str, number: int, epochs: list[EpochReport]
+) -> None:
+    """Insert a trial's epoch reports into ``trial_epochs`` in the caller's transaction.
+
+    An epoch already stored is left as it is (ON CONFLICT DO NOTHING): a renewal whose commit
+    went through but whose answer was lost may hand the same epochs in again.
+    """
+    if not epochs:
+        return
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    rows = [
+        {
+            "job_id": job_id,
+            "trial_number": number,
+            "epoch": report.epoch,
+            "phase": report.phase,
+            "train_loss": report.train_loss,
+            "val_accuracy": report.val_accuracy,
+            "lr": report.lr,
+            "seconds": report.seconds,
+        }
+        for report in epochs
+    ]
+    connection.execute(dialect.insert(TrialEpoch).on_conflict_do_nothing(), rows)
 
 
 class Heartbeat(threading.Thread):
     """Renews one trial's lease until ``close()``; a context manager that starts and stops it."""
 
-    def __init__(self, ctx: WorkerContext, *, trial_id: int, job_id: str) -> None:
+    def __init__(self, ctx: WorkerContext, *, trial_id: int, job_id: str, number: int) -> None:
         super().__init__(name=f"heartbeat-{trial_id}", daemon=True)
         self.ctx = ctx
         self.trial_id = trial_id
         self.job_id = job_id
+        self.number = number
+        self._epochs: list[EpochReport] = []  # finished, not yet written
+        self._epochs_lock = threading.Lock()
         self.lease_lost = threading.Event()
         self.cancelled = threading.Event()
         self._closed = threading.Event()
@@ -54,6 +93,17 @@ class Heartbeat(threading.Thread):
         self._closed.set()
         if self.is_alive():
             self.join(timeout=self.ctx.heartbeat_seconds + 10)
+
+    def note_epoch(self, report: EpochReport) -> bool:
+        """Keep an epoch report for the next write; always True (an ``on_epoch`` helper)."""
+        with self._epochs_lock:
+            self._epochs.append(report)
+        return True
+
+    def unwritten(self) -> list[EpochReport]:
+        """The epochs no renewal has written; call after ``close()``, write them with the result."""
+        with self._epochs_lock:
+            return list(self._epochs)
 
     def keep_going(self) -> bool:
         """False once the worker stops, the job is cancelled or ended, or the lease is lost."""
@@ -74,8 +124,11 @@ class Heartbeat(threading.Thread):
                 return
 
     def beat(self) -> None:
-        """Renew the lease once and read the job's cancel flag and status."""
+        """Renew the lease once (writing the epochs finished since the last renewal) and read
+        the job's cancel flag and status."""
         now = utcnow()
+        with self._epochs_lock:
+            pending = list(self._epochs)
         with self.ctx.engine.begin() as connection:
             renewed = connection.execute(
                 update(Trial)
@@ -89,6 +142,8 @@ class Heartbeat(threading.Thread):
                     heartbeat_at=now,
                 )
             ).rowcount
+            if renewed == 1:
+                write_epochs(connection, job_id=self.job_id, number=self.number, epochs=pending)
             job = connection.execute(
                 select(Job.status, Job.cancel_requested).where(Job.id == self.job_id)
             ).one()
@@ -97,6 +152,8 @@ class Heartbeat(threading.Thread):
             self.lease_lost.set()
             return
         self._renewed_at = time.monotonic()
+        with self._epochs_lock:
+            del self._epochs[: len(pending)]  # committed: never written twice
         if job.cancel_requested or job.status not in ("queued", "running"):
             self.cancelled.set()
 

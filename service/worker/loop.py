@@ -121,14 +121,20 @@ class Worker:
         outcome: TrialOutcome | None = None
         reason = ""
         epochs: list[EpochReport] = []
-        with Heartbeat(self.ctx, trial_id=claim.trial_id, job_id=job.job_id) as heartbeat:
+        with Heartbeat(
+            self.ctx, trial_id=claim.trial_id, job_id=job.job_id, number=claim.number
+        ) as heartbeat:
             try:
                 outcome = search_engine.run_ticket(
                     ticket=claim.ticket,
                     config=job.config,
                     splits=job.splits,
                     device=self.ctx.device,
-                    on_epoch=lambda report: _note(epochs, report) and heartbeat.keep_going(),
+                    on_epoch=lambda report: (
+                        _note(epochs, report)
+                        and heartbeat.note_epoch(report)
+                        and heartbeat.keep_going()
+                    ),
                 )
             except Exception as error:
                 log.exception("job %s trial %d: training raised", job.job_id, claim.number)
@@ -162,15 +168,22 @@ class Worker:
         if outcome is None:
             self._fail(claim, reason=reason, always_retry=False)
         elif outcome.state == "complete":
-            self._record(claim, outcome)
+            self._record(claim, outcome, epochs=heartbeat.unwritten())
         elif heartbeat.cancelled.is_set():
             self._retry(
                 lambda: search_engine.tell(ref=job.ref, outcome=outcome),
                 what="telling the study",
                 stop=self._never,
             )
+            unwritten = heartbeat.unwritten()
             status = self._retry(
-                lambda: record_stopped(self.ctx, claim=claim, reason="job cancelled or ended"),
+                lambda: record_stopped(
+                    self.ctx,
+                    claim=claim,
+                    reason="job cancelled or ended",
+                    outcome=outcome,
+                    epochs=unwritten,
+                ),
                 what="recording a stopped trial",
                 stop=self._never,
             )
@@ -193,7 +206,9 @@ class Worker:
             always_retry=True,
         )
 
-    def _record(self, claim: Claim, outcome: TrialOutcome) -> None:
+    def _record(
+        self, claim: Claim, outcome: TrialOutcome, *, epochs: list[EpochReport]
+    ) -> None:
         job = claim.job
         self._retry(
             lambda: search_engine.tell(ref=job.ref, outcome=outcome),
@@ -202,7 +217,7 @@ class Worker:
         )
         try:
             recorded = self._retry(
-                lambda: record_complete(self.ctx, claim=claim, outcome=outcome),
+                lambda: record_complete(self.ctx, claim=claim, outcome=outcome, epochs=epochs),
                 what="recording a trial",
                 stop=self._never,
             )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, delete, insert, select, update
 
@@ -23,7 +24,11 @@ from service.worker.claim import Claim
 from service.worker.context import WorkerContext
 from service.worker.database import utcnow, write_transaction
 from service.worker.front import FrontChange, update_front
+from service.worker.lease import write_epochs
 from service.worker.recovery import lock_job
+
+if TYPE_CHECKING:
+    from search.training import EpochReport
 
 __all__ = ["LeaseLost", "Recorded", "record_complete", "record_stopped"]
 
@@ -47,8 +52,15 @@ class Recorded:
     job_status: str
 
 
-def record_complete(ctx: WorkerContext, *, claim: Claim, outcome: TrialOutcome) -> Recorded:
-    """Record a complete trial and everything it changes, in one transaction."""
+def record_complete(
+    ctx: WorkerContext,
+    *,
+    claim: Claim,
+    outcome: TrialOutcome,
+    epochs: list[EpochReport] | None = None,
+) -> Recorded:
+    """Record a complete trial and everything it changes, in one transaction; ``epochs``: the
+    learning-curve epochs no lease renewal has written yet."""
     job_id = claim.job.job_id
     with write_transaction(ctx.engine) as connection:
         job = lock_job(connection, job_id=job_id)
@@ -72,6 +84,7 @@ def record_complete(ctx: WorkerContext, *, claim: Claim, outcome: TrialOutcome) 
                 "lease_expires_at": None,
             },
         )
+        write_epochs(connection, job_id=job_id, number=claim.number, epochs=epochs or [])
         change = update_front(
             connection, job=claim.job, outcome=outcome if outcome.feasible else None, now=now
         )
@@ -110,9 +123,32 @@ def record_complete(ctx: WorkerContext, *, claim: Claim, outcome: TrialOutcome) 
     )
 
 
-def record_stopped(ctx: WorkerContext, *, claim: Claim, reason: str) -> str:
-    """Record a trial stopped by a cancel (or by its job failing); returns the job's status."""
+def record_stopped(
+    ctx: WorkerContext,
+    *,
+    claim: Claim,
+    reason: str,
+    outcome: TrialOutcome | None = None,
+    epochs: list[EpochReport] | None = None,
+) -> str:
+    """Record a trial stopped by a cancel (or by its job failing); returns the job's status.
+
+    ``outcome``: the partial result at the stop (its accuracy, parameters and MACs are kept so
+    the dashboard can place the trial; it never joins the front). ``epochs``: as for
+    ``record_complete``.
+    """
     job_id = claim.job.job_id
+    partial: dict[str, object] = {}
+    if outcome is not None:
+        partial = {
+            "val_accuracy": outcome.val_accuracy,
+            "test_accuracy": outcome.test_accuracy,
+            "params": outcome.params,
+            "macs": outcome.macs,
+            "feasible": outcome.feasible,
+            "train_seconds": outcome.train_seconds,
+            "spec_json": outcome.spec_json,
+        }
     with write_transaction(ctx.engine) as connection:
         lock_job(connection, job_id=job_id)
         now = utcnow()
@@ -125,8 +161,10 @@ def record_stopped(ctx: WorkerContext, *, claim: Claim, reason: str) -> str:
                 "error": reason,
                 "finished_at": now,
                 "lease_expires_at": None,
+                **partial,
             },
         )
+        write_epochs(connection, job_id=job_id, number=claim.number, epochs=epochs or [])
         connection.execute(
             update(Job).where(Job.id == job_id).values(n_running=Job.n_running - 1, updated_at=now)
         )

@@ -80,6 +80,12 @@ def test_openapi_lists_the_routes(client: TestClient) -> None:
         "/api/v1/schedules/{schedule_id}",
         "/api/v1/schedules/{schedule_id}:run",
         "/api/v1/schedules/{schedule_id}/runs",
+        "/api/v1/jobs/{job_id}/trials/{number}",
+        "/api/v1/jobs/{job_id}/points",
+        "/api/v1/jobs/{job_id}/export/front.csv",
+        "/api/v1/jobs/{job_id}/export/front.json",
+        "/api/v1/jobs/{job_id}/export/trials.csv",
+        "/api/v1/jobs/{job_id}/export/trials.json",
     }
 
 

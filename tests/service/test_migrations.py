@@ -27,6 +27,8 @@ OURS = {
     "trial_weights",
     "schedules",
     "schedule_runs",
+    "trial_epochs",
+    "dashboard_sessions",
 }
 # What Optuna keeps in a database it shares: its own history table and a table of its own.
 FOREIGN = {"alembic_version", "studies"}

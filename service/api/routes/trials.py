@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
@@ -10,18 +9,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.api.deps import JobDep, SessionDep
-from service.api.model_formats import FORMATS, MEDIA_TYPE, check_format, model_bytes
+from service.api.model_formats import MEDIA_TYPE, check_format, model_bytes
 from service.api.pagination import decode_cursor, encode_cursor
 from service.api.problems import Problem
-from service.api.schemas import (
-    HypervolumePoint,
-    ParetoMemberPublic,
-    ParetoPublic,
-    TrialPublic,
-    TrialsPublic,
-    TrialState,
-)
-from service.db.tables import HypervolumeHistory, ParetoMember, Trial, TrialWeights
+from service.api.result_schemas import HistoryMode
+from service.api.results import pareto_public, trial_public
+from service.api.schemas import ParetoPublic, TrialsPublic, TrialState
+from service.db.tables import ParetoMember, Trial, TrialWeights
 
 __all__ = ["SORTS", "router"]
 
@@ -66,76 +60,17 @@ def list_trials(
         session.scalars(query.order_by(order, Trial.number).offset(offset).limit(limit + 1))
     )
     next_cursor = encode_cursor({"offset": offset + limit}) if len(rows) > limit else None
-    return TrialsPublic(data=[_trial(row) for row in rows[:limit]], next_cursor=next_cursor)
-
-
-def _trial(row: Trial) -> TrialPublic:
-    return TrialPublic(
-        number=row.number,
-        attempt=row.attempt,
-        retry_of=row.retry_of,
-        state=row.state,  # type: ignore[arg-type]
-        choices=json.loads(row.params_json),
-        spec=json.loads(row.spec_json) if row.spec_json else None,
-        preprocess=json.loads(row.preprocess_json) if row.preprocess_json else None,
-        val_accuracy=row.val_accuracy,
-        test_accuracy=row.test_accuracy,
-        params=row.params,
-        macs=row.macs,
-        feasible=row.feasible,
-        train_seconds=row.train_seconds,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-        error=row.error,
-    )
+    return TrialsPublic(data=[trial_public(row) for row in rows[:limit]], next_cursor=next_cursor)
 
 
 @router.get("/pareto")
-def get_pareto(job: JobDep, session: SessionDep, request: Request) -> ParetoPublic:
-    """The front (by parameters), the reference point and the hypervolume after each trial."""
-    members = session.scalars(
-        select(ParetoMember)
-        .where(ParetoMember.job_id == job.id)
-        .order_by(ParetoMember.params, ParetoMember.trial_number)
-    ).all()
-    history = session.scalars(
-        select(HypervolumeHistory)
-        .where(HypervolumeHistory.job_id == job.id)
-        .order_by(HypervolumeHistory.n_complete, HypervolumeHistory.id)
-    ).all()
-    return ParetoPublic(
-        job_id=job.id,
-        objectives=list(json.loads(job.config_json).get("objectives", [])),
-        reference_point=json.loads(job.reference_point_json),
-        hypervolume=job.hypervolume,
-        members=[
-            ParetoMemberPublic(
-                trial_number=m.trial_number,
-                val_accuracy=m.val_accuracy,
-                test_accuracy=m.test_accuracy,
-                params=m.params,
-                macs=m.macs,
-                spec=json.loads(m.spec_json),
-                added_at=m.added_at,
-                model_url=_model_url(request, job.id, m.trial_number),
-                model_urls={
-                    fmt: f"{_model_url(request, job.id, m.trial_number)}?format={fmt}"
-                    for fmt in FORMATS
-                },
-            )
-            for m in members
-        ],
-        history=[
-            HypervolumePoint(
-                n_complete=h.n_complete, hypervolume=h.hypervolume, recorded_at=h.recorded_at
-            )
-            for h in history
-        ],
-    )
-
-
-def _model_url(request: Request, job_id: str, number: int) -> str:
-    return str(request.url_for("get_model", job_id=job_id, number=number).path)
+def get_pareto(
+    job: JobDep, session: SessionDep, request: Request, history: HistoryMode = "all"
+) -> ParetoPublic:
+    """The front (by parameters), the reference point and the hypervolume history: after each
+    trial (``history=all``), only where it changed (``changes``: the same step curve, far
+    smaller for long searches) or none (``none``)."""
+    return pareto_public(session, job=job, request=request, history=history)
 
 
 @router.get(
