@@ -5,7 +5,7 @@
 
 Migrates the database, creates an API key and prints it, starts ``paretonas serve --workers 1`` (the
 API and one embedded CPU worker), submits a search on the built-in digits dataset through the HTTP
-API, prints where to look (API docs, curl lines), follows the job until it ends (trials done, front
+API, prints where to look (the dashboard and how to sign in, API docs, curl lines), follows the job until it ends (trials done, front
 size, hypervolume), prints the Pareto front, and keeps serving until Ctrl-C. The service's own log
 goes to ``<data dir>/demo-serve.log``. The layer kinds and their costs: ``paretonas layers``.
 """
@@ -71,7 +71,10 @@ def demo(
             typer.echo(f"the search ended {job['status']}: {job['error']}", err=True)
             raise typer.Exit(1)
         if not exit_when_done:
-            typer.echo(f"\nstill serving at {base} (docs: {base}/docs); Ctrl-C to stop")
+            typer.echo(
+                f"\nstill serving at {base} (dashboard: {base}/jobs/{job['id']}, docs: "
+                f"{base}/docs); Ctrl-C to stop"
+            )
             server.wait()
     except KeyboardInterrupt:
         typer.echo("\nstopping (the worker releases its trial)...")
@@ -202,6 +205,8 @@ def _submit(base: str, *, key: str, n_trials: int, epochs: int) -> dict[str, Any
 
 def _print_where_to_look(base: str, *, key: str, job_id: str, log_path: Path) -> None:
     jobs = f"{base}/api/v1/jobs/{job_id}"
+    typer.echo(f"dashboard    {base}/jobs/{job_id}")
+    typer.echo("             sign in there with the API key above (it is the dashboard password)")
     typer.echo(f"API docs     {base}/docs")
     typer.echo(f"service log  {log_path}")
     typer.echo(f"the job      curl -H 'Authorization: Bearer {key}' {jobs}")

@@ -14,6 +14,7 @@ import math
 import random
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import lru_cache
 from itertools import product
 
 from sqlalchemy import Engine, insert
@@ -51,7 +52,8 @@ class SeededJob:
     reference: tuple[float, float]
 
 
-def digits_specs() -> list[ArchSpec]:
+@lru_cache(maxsize=1)
+def digits_specs() -> tuple[ArchSpec, ...]:
     """Two-layer digits MLPs over every kind pair and four multipliers (exact costs)."""
     specs = []
     kinds, multipliers = ("full", "bilinear", "lowrank"), (0.25, 0.5, 1.0, 2.0)
@@ -68,7 +70,7 @@ def digits_specs() -> list[ArchSpec]:
         except SpecError:
             continue
         specs.append(spec)
-    return specs
+    return tuple(specs)
 
 
 def seed_job(
@@ -103,7 +105,7 @@ def seed_job(
         spec_json, params, macs = costs[rng.randrange(len(costs))]
         roll = rng.random()
         state = "failed" if roll < 0.02 else "stopped" if roll < 0.05 else "complete"
-        accuracy = min(0.99, 0.55 + 0.08 * math.log10(params) + rng.gauss(0, 0.04))
+        accuracy = min(0.995, 0.45 + 0.07 * math.log10(params) + rng.gauss(0, 0.04))
         test = accuracy + rng.gauss(0, 0.01)
         feasible = params <= max_params
         started = start + timedelta(seconds=number)
@@ -117,6 +119,13 @@ def seed_job(
             "started_at": started,
             "finished_at": started + timedelta(seconds=0.9),
             "worker_id": "seed",
+            "val_accuracy": None,
+            "test_accuracy": None,
+            "params": None,
+            "macs": None,
+            "feasible": None,
+            "train_seconds": None,
+            "error": None,
         }
         if state == "failed":
             n_failed += 1

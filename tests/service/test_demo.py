@@ -49,6 +49,8 @@ def test_demo_runs_a_search_to_the_end_and_prints_its_front(tmp_path: Path) -> N
     job_id = re.search(r"^submitted +(job_\w+):", out, re.M)
     assert key is not None and job_id is not None, out
     assert f"API docs     http://127.0.0.1:{port}/docs" in out
+    assert f"dashboard    http://127.0.0.1:{port}/jobs/{job_id[1]}\n" in out
+    assert "sign in there with the API key above" in out
     assert f"Bearer {key[1]}' http://127.0.0.1:{port}/api/v1/jobs/{job_id[1]}/pareto" in out
     assert re.search(r"^succeeded +trials 3/3 complete, 0 running, 0 failed", out, re.M), out
     printed = [
