@@ -5,8 +5,9 @@
 
 Migrates the database, creates an API key and prints it, starts ``paretonas serve --workers 1`` (the
 API and one embedded CPU worker), submits a search on the built-in digits dataset through the HTTP
-API, prints where to look (the dashboard and how to sign in, API docs, curl lines), follows the job until it ends (trials done, front
-size, hypervolume), prints the Pareto front, and keeps serving until Ctrl-C. The service's own log
+API, prints where to look (the dashboard and how to sign in, API docs, curl lines), follows the job
+until it ends (trials done, front size, hypervolume), prints the Pareto front, and keeps serving
+until Ctrl-C. The service's own log
 goes to ``<data dir>/demo-serve.log``. The layer kinds and their costs: ``paretonas layers``.
 """
 

@@ -143,7 +143,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             "parallelism": 1,
             "train": {"epochs": 1, "finetune_epochs": 1},
         }
-        served = Served(base=base, alice=alice, bob=bob, job_id="", bob_job_id="", log_path=log_path)
+        served = Served(
+            base=base, alice=alice, bob=bob, job_id="", bob_job_id="", log_path=log_path
+        )
         served.job_id = served.api("/api/v1/jobs", method="POST", json=body)["id"]
         job = served.wait_job(served.job_id)
         assert job["status"] == "succeeded", job

@@ -145,7 +145,9 @@ def seed_job(
             continue
         n_complete += 1
         if feasible:
-            update = front_insert(front, FrontPoint(number=number, accuracy=accuracy, params=params))
+            update = front_insert(
+                front, FrontPoint(number=number, accuracy=accuracy, params=params)
+            )
             if update.added:
                 details[number] = (accuracy, test, params, macs, spec_json)
             front = update.front

@@ -71,8 +71,7 @@ def test_unknown_trial_is_a_problem(
         "type": P + "trial-not-found",
         "title": "Trial not found",
         "status": 404,
-        "detail": "job job_A has no trial 999; list its trials with "
-        "GET /api/v1/jobs/job_A/trials",
+        "detail": "job job_A has no trial 999; list its trials with GET /api/v1/jobs/job_A/trials",
         "instance": "/api/v1/jobs/job_A/trials/999",
     }
 
@@ -107,9 +106,9 @@ def test_history_changes_is_the_same_step_curve(
     for n in range(1, job.n_complete + 1):
         assert step(changes["history"], n) == step(full["history"], n), n
     assert changes["history"][-1] == full["history"][-1]
-    assert client.get("/api/v1/jobs/job_A/pareto?history=none", headers=auth).json()[
-        "history"
-    ] == []
+    assert (
+        client.get("/api/v1/jobs/job_A/pareto?history=none", headers=auth).json()["history"] == []
+    )
     assert [m["trial_number"] for m in full["members"]] == list(job.front)
 
 
@@ -141,7 +140,9 @@ def test_exports_stream_past_one_batch(
     client: TestClient, make_key: Callable[[str], str], db_engine: Engine
 ) -> None:
     key = make_key("alice")
-    seed_job(db_engine, job_id="job_B", owner_id=key_id(db_engine, "alice"), n_trials=4500, epochs=0)
+    seed_job(
+        db_engine, job_id="job_B", owner_id=key_id(db_engine, "alice"), n_trials=4500, epochs=0
+    )
     body = client.get(
         "/api/v1/jobs/job_B/export/trials.json", headers={"Authorization": f"Bearer {key}"}
     ).json()
@@ -157,7 +158,9 @@ def test_pages_embed_the_api_data(
     client.cookies.clear()
     sign_in(client, auth["Authorization"].removeprefix("Bearer "))
     html = client.get("/jobs/job_A").text
-    embedded = html.split('<script type="application/json" id="pareto-data">')[1].split("</script>")[0]
+    embedded = html.split('<script type="application/json" id="pareto-data">')[1].split(
+        "</script>"
+    )[0]
     api = client.get("/api/v1/jobs/job_A/pareto?history=changes", headers=auth).json()
     assert json.loads(embedded) == api
     trial = client.get(f"/jobs/job_A/trials/{job.front[0]}").text

@@ -9,10 +9,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select, update
 
 from service.api import create_app
+from service.dashboard.session import SESSION_COOKIE, SIGNIN_COOKIE
 from service.db.base import utcnow
 from service.db.engine import write_session
 from service.db.tables import ApiKey, DashboardSession, Job
-from service.dashboard.session import SESSION_COOKIE, SIGNIN_COOKIE
 from service.settings import Settings
 from tests.service.seed import seed_job
 
@@ -103,7 +103,9 @@ def test_sign_in_form_from_elsewhere_is_refused(
 ) -> None:
     key = make_key("alice")
     response = client.post(
-        "/signin", data={"key": key, "csrf_token": "forged", "next": "/jobs"}, follow_redirects=False
+        "/signin",
+        data={"key": key, "csrf_token": "forged", "next": "/jobs"},
+        follow_redirects=False,
     )
     assert response.status_code == 403
     assert "did not come from this site" in response.text
