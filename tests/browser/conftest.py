@@ -47,6 +47,7 @@ class Served:
     job_id: str
     bob_job_id: str
     log_path: Path
+    n_trials: int
     blocked: list[str] = field(default_factory=list)
 
     def api(self, path: str, *, key: str | None = None, method: str = "GET", **kw: Any) -> Any:
@@ -105,6 +106,8 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 @pytest.fixture(scope="session")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     data = tmp_path_factory.mktemp("served")
+    # More trials make a fuller screenshot (PARETONAS_DOCS_SCREENSHOT=1 writes docs/'s).
+    n_trials = int(os.environ.get("PARETONAS_BROWSER_TRIALS", "4"))
     alice, bob = _keys(f"sqlite:///{data / 'service.db'}")
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PARETONAS_")}
@@ -138,13 +141,19 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             time.sleep(0.2)
         body = {
             "dataset": "digits",
-            "n_trials": 4,
+            "n_trials": n_trials,
             "seed": 0,
             "parallelism": 1,
             "train": {"epochs": 1, "finetune_epochs": 1},
         }
         served = Served(
-            base=base, alice=alice, bob=bob, job_id="", bob_job_id="", log_path=log_path
+            base=base,
+            alice=alice,
+            bob=bob,
+            job_id="",
+            bob_job_id="",
+            log_path=log_path,
+            n_trials=n_trials,
         )
         served.job_id = served.api("/api/v1/jobs", method="POST", json=body)["id"]
         job = served.wait_job(served.job_id)

@@ -89,6 +89,7 @@ def test_db_commands(empty_database_url: str, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("PARETONAS_DATABASE_URL", empty_database_url)
     get_settings.cache_clear()
     runner = CliRunner()
+    head = head_revision()
     try:
         behind = runner.invoke(app, ["db", "current"])
         assert behind.exit_code == 1
