@@ -47,6 +47,9 @@ class TrialDetailPublic(TrialPublic):
 
     on_front: bool
     model_url: str | None = Field(description="safetensors download; front members only.")
+    model_urls: dict[str, str] = Field(
+        description="The model in each format (safetensors, onnx); front members only."
+    )
     layers: list[LayerPublic]
     curve: list[EpochPublic]
 

@@ -227,10 +227,12 @@ def trial_detail(
         .where(TrialEpoch.job_id == job.id, TrialEpoch.trial_number == number)
         .order_by(TrialEpoch.epoch)
     ).all()
+    url = model_url(request, job_id=job.id, number=number) if has_weights else None
     return TrialDetailPublic(
         **trial_public(row).model_dump(),
         on_front=on_front,
-        model_url=model_url(request, job_id=job.id, number=number) if has_weights else None,
+        model_url=url,
+        model_urls={fmt: f"{url}?format={fmt}" for fmt in FORMATS} if url else {},
         layers=layers_of(row.spec_json),
         curve=[
             EpochPublic(

@@ -49,6 +49,10 @@ def test_trial_detail_has_layers_whose_costs_add_up_and_its_curve(
     ]
     assert body["on_front"] is True
     assert body["model_url"] == f"/api/v1/jobs/job_A/trials/{number}/model"
+    assert body["model_urls"] == {
+        fmt: f"/api/v1/jobs/job_A/trials/{number}/model?format={fmt}"
+        for fmt in ("safetensors", "onnx")
+    }
     model = client.get(body["model_url"], headers=auth)
     assert model.status_code == 200 and model.content.startswith(b"w")
 
@@ -59,7 +63,7 @@ def test_trial_detail_of_a_dominated_trial_has_no_model(
     job, auth = seeded
     number = next(n for n in range(120) if n not in job.front)
     body = client.get(f"/api/v1/jobs/job_A/trials/{number}", headers=auth).json()
-    assert (body["on_front"], body["model_url"]) == (False, None)
+    assert (body["on_front"], body["model_url"], body["model_urls"]) == (False, None, {})
 
 
 def test_unknown_trial_is_a_problem(
@@ -170,6 +174,7 @@ def test_pages_embed_the_api_data(
     detail = client.get(f"/api/v1/jobs/job_A/trials/{job.front[0]}", headers=auth).json()
     assert f'id="params-total">{detail["params"]:,}<' in trial
     assert f'href="{detail["model_url"]}"' in trial
+    assert f'id="download-onnx" href="{detail["model_urls"]["onnx"]}"' in trial
 
 
 def test_assets_come_from_installed_packages(client: TestClient) -> None:

@@ -24,7 +24,7 @@ const FRONT = {
     const label = (i) => {
       const state = points.state[i];
       if (state === "complete") return points.feasible[i] === false ? "infeasible (over max_params)" : "dominated";
-      return state.replace("_", " ");
+      return state.replaceAll("_", " ");  // stopped, stopped early, duplicate, ...
     };
     for (let i = 0; i < points.number.length; i++) {
       if (frontNumbers.has(points.number[i]) || points[xkey][i] === null) continue;
@@ -39,6 +39,8 @@ const FRONT = {
       "dominated": { color: "rgba(90,110,140,0.25)", symbol: "circle", size: 6 },
       "infeasible (over max_params)": { color: "rgba(200,60,60,0.6)", symbol: "x", size: 7 },
       "stopped": { color: "rgba(230,140,20,0.8)", symbol: "circle-open", size: 8 },
+      "stopped early": { color: "rgba(150,90,20,0.7)", symbol: "triangle-down-open", size: 8 },
+      "duplicate": { color: "rgba(90,110,140,0.5)", symbol: "square-open", size: 6 },
     };
     return [...groups.entries()].map(([name, g]) => ({
       type: "scattergl", mode: "markers", name, x: g.x, y: g.y, customdata: g.n, text: g.text,
