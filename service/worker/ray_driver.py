@@ -172,7 +172,9 @@ class RayDriver:
     def _submit(self, claim: Claim) -> None:
         job = claim.job
         resources = self._job_resources(job.job_id)
-        heartbeat = Heartbeat(self.ctx, trial_id=claim.trial_id, job_id=job.job_id)
+        heartbeat = Heartbeat(
+            self.ctx, trial_id=claim.trial_id, job_id=job.job_id, number=claim.number
+        )
         heartbeat.start()
         try:
             if job.job_id not in self._splits:
