@@ -18,8 +18,8 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from service.api.problems import Problem
-from service.db.base import utcnow
 from service.dashboard.session import current_session
+from service.db.base import utcnow
 from service.db.engine import read_session
 from service.db.tables import ApiKey, Job, Schedule
 from service.keys import authenticate
