@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from search.datasets import FORMATS, Splits
+from search.early_stop import DEFAULT_EARLY_STOPPING, EarlyStopping, parse_early_stopping
 from search.errors import SpaceError
 from search.space import Choice, SearchSpace, decode, default_space, parse_space
 from search.training.config import TrainConfig
@@ -34,7 +35,8 @@ DIRECTIONS: dict[str, Direction] = {
 OBJECTIVE_SETS = (("accuracy", "params"), ("accuracy", "params", "macs"))
 MAX_TRIALS = 100_000
 _KEYS = ("dataset", "space", "objectives", "n_trials", "sampler", "seed", "max_params",
-         "warm_start", "input_shape", "num_classes", "train")
+         "warm_start", "input_shape", "num_classes", "train", "early_stopping",
+         "skip_duplicates")
 # (C, H, W) and classes of the formats whose shape is fixed; others (npz) must be given.
 KNOWN_SHAPES: dict[str, tuple[tuple[int, int, int], int]] = {
     "digits": ((1, 8, 8), 10),
@@ -56,6 +58,9 @@ class SearchConfig:
     warm_start: parameter dicts (``search.space.encode``) run first, e.g. a previous front.
     input_shape, num_classes: the dataset's (C, H, W) and classes; None takes them from
     ``KNOWN_SHAPES`` (an ``npz`` dataset must give them: ``config.with_data(splits)``).
+    early_stopping: the Pareto-aware rule (``search.early_stop``).
+    skip_duplicates: a proposed architecture already finished is not trained again (it is told
+    with the earlier values and recorded as a duplicate); False trains it again (baselines).
     """
 
     dataset: str = "digits"
@@ -68,6 +73,8 @@ class SearchConfig:
     warm_start: tuple[dict[str, Choice], ...] = ()
     input_shape: tuple[int, int, int] | None = None
     num_classes: int | None = None
+    early_stopping: EarlyStopping = DEFAULT_EARLY_STOPPING
+    skip_duplicates: bool = True
 
     def data_shape(self) -> tuple[tuple[int, int, int], int]:
         """(input_shape, num_classes) of the dataset; SpaceError when neither given nor known."""
@@ -105,6 +112,8 @@ class SearchConfig:
             "warm_start": [dict(p) for p in self.warm_start],
             "input_shape": None if self.input_shape is None else list(self.input_shape),
             "num_classes": self.num_classes,
+            "early_stopping": self.early_stopping.to_dict(),
+            "skip_duplicates": self.skip_duplicates,
         }
 
 
@@ -176,6 +185,11 @@ def parse_config(data: Any) -> SearchConfig:
     ):
         raise SpaceError("input_shape", f"got {input_shape!r}; must be null or three positive "
                          "integers (C, H, W)")
+    early_stopping = parse_early_stopping(
+        data.get("early_stopping", DEFAULT_EARLY_STOPPING.to_dict()), epochs=space.train.epochs)
+    skip_duplicates = data.get("skip_duplicates", True)
+    if not isinstance(skip_duplicates, bool):
+        raise SpaceError("skip_duplicates", f"got {skip_duplicates!r}; must be true or false")
     return SearchConfig(
         dataset=dataset,
         space=space,
@@ -188,4 +202,6 @@ def parse_config(data: Any) -> SearchConfig:
         input_shape=None if input_shape is None else (input_shape[0], input_shape[1],
                                                        input_shape[2]),
         num_classes=_optional_int("num_classes", data.get("num_classes"), low=2),
+        early_stopping=early_stopping,
+        skip_duplicates=skip_duplicates,
     )

@@ -4,6 +4,10 @@ One trial is ``ask`` (choose an architecture), ``run_ticket`` (build, train, pru
 ``tell`` (report the objectives). Many processes may do this on one study through one storage
 (SQLite file or PostgreSQL); Optuna hands each ``ask`` a distinct trial number.
 
+``next_trial`` is what the CLI and the workers call instead of ``ask``: it settles duplicates and
+refusals (``search.verdicts``) without training, telling the study, until a trial needs training
+or the space is used up. ``n_trials`` counts trained trials (complete or stopped early).
+
 >>> ref = StudyRef(storage_url="memory://", study_name="engine-doctest")
 >>> config = parse_config({"n_trials": 2, "seed": 0, "space": {"train": {"epochs": 1}}})
 >>> create_study(ref=ref, config=config)
@@ -21,15 +25,26 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
-from models import build_model, count_macs
+from models import build_model
 from models.serialize import to_safetensors
 from models.spec import ArchSpec
+from search.bounds import check_max_params, reference_point
 from search.config import SearchConfig, parse_config
 from search.datasets import Splits
+from search.early_stop import Watch
 from search.errors import SearchError
 from search.pareto import FrontPoint, non_dominated
-from search.records import FrontMember, StudyRef, TrialOutcome, TrialRecord, TrialTicket
-from search.space import Choice, check_space, decode, largest_spec, sample_params
+from search.records import (
+    FrontMember,
+    NextTrial,
+    OutcomeState,
+    StudyRef,
+    TrialOutcome,
+    TrialRecord,
+    TrialTicket,
+)
+from search.space import Choice, check_space, decode, sample_params
+from search.space.extent import count_architectures
 from search.study import (
     MAX_PARAMS_CONSTRAINT,
     UserAttr,
@@ -42,17 +57,22 @@ from search.study import (
     trial_seed,
 )
 from search.training import EpochReport, train
+from search.verdicts import arch_key, baseline, finished_keys, pre_verdict
 
 __all__ = [
+    "MAX_SKIPS_IN_A_ROW",
     "FrontMember",
+    "NextTrial",
     "StudyRef",
     "TrialOutcome",
     "TrialRecord",
     "TrialTicket",
     "ask",
+    "check_max_params",
     "create_study",
     "fail",
     "front",
+    "next_trial",
     "parse_config",
     "reference_point",
     "retry",
@@ -62,20 +82,9 @@ __all__ = [
 ]
 
 _CONFIG_ATTR = "paretonas_config"
-
-
-def reference_point(config: SearchConfig) -> list[float]:
-    """The hypervolume reference ``[accuracy, params(, macs)]``: accuracy 0, params = max_params
-    if set, else the largest architecture's count (and its MACs). SpaceError when the space cannot
-    be built on the dataset's shape or exceeds the size limit."""
-    input_shape, num_classes = config.data_shape()
-    largest = check_space(config.space, input_shape=input_shape, num_classes=num_classes)
-    point = [0.0, float(config.max_params if config.max_params is not None else largest)]
-    if "macs" in config.objectives:
-        spec = largest_spec(config.space, input_shape=input_shape, num_classes=num_classes,
-                            cost=count_macs)
-        point.append(float(count_macs(spec)))
-    return point
+# A sampler that proposes only finished architectures this many times in a row has nothing new
+# left to offer (or the space is used up where it cannot be counted): the search ends.
+MAX_SKIPS_IN_A_ROW = 50
 
 
 def create_study(*, ref: StudyRef, config: SearchConfig) -> None:
@@ -86,6 +95,7 @@ def create_study(*, ref: StudyRef, config: SearchConfig) -> None:
     """
     input_shape, num_classes = config.data_shape()
     check_space(config.space, input_shape=input_shape, num_classes=num_classes)
+    check_max_params(config)
     with quiet():
         study = optuna.create_study(
             storage=get_storage(ref.storage_url), study_name=ref.study_name,
@@ -120,7 +130,38 @@ def ask(*, ref: StudyRef, config: SearchConfig) -> TrialTicket:
     with quiet():
         params = sample_params(config.space, suggest)
     spec = decode(config.space, params, input_shape=input_shape, num_classes=num_classes)
-    return TrialTicket(number=trial.number, params=params, spec_json=spec.to_json())
+    key = arch_key(spec, config)
+    trial.set_user_attr(UserAttr.ARCH_KEY, key)
+    done = [t for t in study.get_trials(deepcopy=False) if t.number != trial.number]
+    return TrialTicket(
+        number=trial.number, params=params, spec_json=spec.to_json(),
+        skip=pre_verdict(trials=done, number=trial.number, key=key, spec=spec, config=config),
+        baseline=baseline(trials=done, spec=spec, config=config),
+    )
+
+
+def next_trial(*, ref: StudyRef, config: SearchConfig) -> NextTrial:
+    """Ask until a trial needs training; duplicates and refusals met on the way are told to the
+    study and returned in ``skipped``. ``ticket`` is None (with the reason in ``finished``) when
+    every architecture of the space is finished or the sampler proposed only finished ones
+    ``MAX_SKIPS_IN_A_ROW`` times in a row."""
+    skipped: list[TrialTicket] = []
+    distinct = count_architectures(config.space)
+    for _ in range(MAX_SKIPS_IN_A_ROW):
+        if config.skip_duplicates:
+            done = finished_keys(open_study(ref).get_trials(deepcopy=False))
+            if done >= distinct:
+                return NextTrial(ticket=None, skipped=tuple(skipped), finished=(
+                    f"all {distinct} distinct architectures of the space are done; "
+                    "widen the space to search further"))
+        ticket = ask(ref=ref, config=config)
+        if ticket.skip is None:
+            return NextTrial(ticket=ticket, skipped=tuple(skipped))
+        tell(ref=ref, outcome=ticket.skip)
+        skipped.append(ticket)
+    return NextTrial(ticket=None, skipped=tuple(skipped), finished=(
+        f"the sampler proposed {MAX_SKIPS_IN_A_ROW} finished architectures in a row (the space "
+        f"has {distinct}); nothing new is left to try, widen the space to search further"))
 
 
 def _init_seed(config: SearchConfig, number: int) -> int:
@@ -139,8 +180,12 @@ def run_ticket(
     """Build, train (and for low-rank layers prune and fine-tune) the ticket's architecture.
 
     The initial weights are seeded from (config, trial number), so a seeded search repeats.
-    State ``stopped`` when ``on_epoch`` returned False (the values are then partial).
+    State ``stopped`` when ``on_epoch`` returned False, ``stopped_early`` when the early-stopping
+    rule stopped it (the values are then partial). A ticket with a ``skip`` is not trained: its
+    outcome is returned as it is.
     """
+    if ticket.skip is not None:
+        return ticket.skip
     spec = ArchSpec.from_json(ticket.spec_json)
     if spec.input_shape != splits.input_shape or spec.num_classes != splits.num_classes:
         raise SearchError(
@@ -151,25 +196,41 @@ def run_ticket(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(_init_seed(config, ticket.number))
         model = build_model(spec)
-    result = train(model, spec, splits, config.train, device=device, on_epoch=on_epoch)
+    watch = Watch(config.early_stopping, ticket.baseline)
+
+    def each_epoch(report: EpochReport) -> bool:
+        go = watch.keep_going(epoch=report.epoch, phase=report.phase,
+                              accuracy=report.val_accuracy)
+        return (on_epoch is None or on_epoch(report) is not False) and go
+
+    result = train(model, spec, splits, config.train, device=device, on_epoch=each_epoch)
     preprocess = splits.preprocess()
     excess = None if config.max_params is None else result.params - config.max_params
     values: tuple[float, ...] = (result.val_accuracy, float(result.params))
     if "macs" in config.objectives:
         values = (*values, float(result.macs))
+    state: OutcomeState = "stopped" if result.stopped else "complete"
+    if watch.stopped_epoch is not None:
+        state = "stopped_early"
     return TrialOutcome(
-        number=ticket.number, state="stopped" if result.stopped else "complete", values=values,
+        number=ticket.number, state=state, values=values,
         val_accuracy=result.val_accuracy, test_accuracy=result.test_accuracy,
         params=result.params, macs=result.macs, feasible=excess is None or excess <= 0,
         train_seconds=result.train_seconds, spec_json=result.spec.to_json(),
         weights=to_safetensors(result.model.cpu(), result.spec, preprocess=preprocess),
         excess=excess, preprocess_json=preprocess.to_json(),
+        reason=watch.reason(), stopped_epoch=watch.stopped_epoch, lost_to=watch.lost_to,
+        curve=tuple(watch.curve),
     )
 
 
 def tell(*, ref: StudyRef, outcome: TrialOutcome) -> None:
     """Store the outcome on its trial and finish it: ``complete`` with the objective values,
-    ``stopped`` as pruned (never on a front). A trial already finished is left alone."""
+    ``stopped`` as pruned (never on a front). ``stopped_early`` (with its partial values),
+    ``duplicate`` (with the earlier trial's values) and ``refused`` (accuracy 0, infeasible) are
+    told COMPLETE with an ``outcome`` attribute: every sampler learns from them, none meets a
+    pruned multi-objective trial, and none is ever on a front. A trial already finished is left
+    alone."""
     study = open_study(ref)
     tid = trial_id(ref, outcome.number)
     storage = get_storage(ref.storage_url)
@@ -180,13 +241,19 @@ def tell(*, ref: StudyRef, outcome: TrialOutcome) -> None:
         UserAttr.PARAMS: outcome.params, UserAttr.MACS: outcome.macs,
         UserAttr.FEASIBLE: outcome.feasible,
         UserAttr.TRAIN_SECONDS: outcome.train_seconds, UserAttr.SPEC: outcome.spec_json,
+        UserAttr.CURVE: list(outcome.curve),
     }
+    if outcome.state in ("stopped_early", "duplicate", "refused"):
+        attrs[UserAttr.OUTCOME] = outcome.state
+    optional = {UserAttr.REASON: outcome.reason, UserAttr.DUPLICATE_OF: outcome.duplicate_of,
+                UserAttr.STOPPED_EPOCH: outcome.stopped_epoch, UserAttr.LOST_TO: outcome.lost_to}
+    attrs.update({key: value for key, value in optional.items() if value is not None})
     for key, value in attrs.items():
         storage.set_trial_user_attr(tid, key, value)
     if outcome.excess is not None:  # where TPE and NSGA-II look for constraint values
         optuna.Trial(study, tid).set_constraint(MAX_PARAMS_CONSTRAINT, float(outcome.excess))
     with quiet():
-        if outcome.state == "complete":
+        if outcome.state != "stopped":
             study.tell(outcome.number, list(outcome.values), skip_if_finished=True)
         else:
             study.tell(outcome.number, state=TrialState.PRUNED, skip_if_finished=True)

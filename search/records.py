@@ -12,11 +12,16 @@ from typing import Any, Literal
 
 from search.space import Choice
 
-__all__ = ["FrontMember", "OutcomeState", "StudyRef", "TrialOutcome", "TrialRecord",
-           "TrialState", "TrialTicket"]
+__all__ = ["Baseline", "FrontMember", "NextTrial", "OutcomeState", "StudyRef", "TrialOutcome",
+           "TrialRecord", "TrialState", "TrialTicket"]
 
-OutcomeState = Literal["complete", "stopped"]
-TrialState = Literal["complete", "stopped", "failed", "running", "waiting"]
+# complete: trained to the end. stopped: interrupted (Ctrl-C, cancel). stopped_early: the
+# Pareto-aware rule stopped it (search.early_stop). duplicate: the same architecture and training
+# config as a finished trial (not trained; its values copied). refused: over max_params before
+# training (not trained).
+OutcomeState = Literal["complete", "stopped", "stopped_early", "duplicate", "refused"]
+TrialState = Literal["complete", "stopped", "stopped_early", "duplicate", "refused", "failed",
+                     "running", "waiting"]
 
 
 @dataclass(frozen=True)
@@ -29,12 +34,28 @@ class StudyRef:
 
 
 @dataclass(frozen=True)
+class Baseline:
+    """The early-stopping neighbour of a trial: the finished trial with the best accuracy among
+    those with no more parameters than the trial can end with, and its validation accuracy after
+    each training epoch (``curve[e - 1]`` is epoch e)."""
+
+    number: int
+    curve: tuple[float, ...]
+
+
+@dataclass(frozen=True)
 class TrialTicket:
-    """A trial from ``ask``: its number, its choices and the architecture they decode to."""
+    """A trial from ``ask``: its number, its choices and the architecture they decode to.
+
+    ``skip``: an outcome decided without training (a duplicate or a refusal; ``run_ticket``
+    returns it as it is). ``baseline``: the neighbour early stopping compares the trial with
+    (None: early stopping off, or nothing with fewer parameters has finished yet)."""
 
     number: int
     params: dict[str, Choice]
     spec_json: str
+    skip: TrialOutcome | None = None
+    baseline: Baseline | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -44,7 +65,11 @@ class TrialOutcome:
     limit) and ``excess`` is params - max_params (None without a limit), the constraint value;
     ``spec_json`` is the pruned architecture; ``weights`` its safetensors bytes;
     ``preprocess_json`` what the model expects of raw inputs (``models.preprocess.Preprocess``
-    JSON: the training statistics it normalises with, input shape and dtype, classes, dataset)."""
+    JSON: the training statistics it normalises with, input shape and dtype, classes, dataset).
+
+    ``reason`` says why a trial was not trained or stopped early; ``duplicate_of`` is the trial a
+    duplicate copies; ``stopped_epoch`` and ``lost_to`` the checkpoint epoch and the neighbour a
+    trial stopped early lost to; ``curve`` the validation accuracy after each training epoch."""
 
     number: int
     state: OutcomeState
@@ -59,12 +84,18 @@ class TrialOutcome:
     weights: bytes | None = field(default=None, repr=False)
     excess: int | None = None
     preprocess_json: str | None = None
+    reason: str | None = None
+    duplicate_of: int | None = None
+    stopped_epoch: int | None = None
+    lost_to: int | None = None
+    curve: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
 class TrialRecord:
     """One trial of a study as stored. Measurements are None until the trial completes (and stay
-    None for failed trials); ``reason`` says why a trial failed."""
+    None for failed trials); ``reason`` says why a trial failed, was refused or stopped early;
+    the other fields as in ``TrialOutcome``."""
 
     number: int
     state: TrialState
@@ -78,6 +109,10 @@ class TrialRecord:
     train_seconds: float | None = None
     spec_json: str | None = None
     reason: str | None = None
+    duplicate_of: int | None = None
+    stopped_epoch: int | None = None
+    lost_to: int | None = None
+    curve: tuple[float, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON of the record (``values`` as a list)."""
@@ -87,8 +122,22 @@ class TrialRecord:
             "val_accuracy": self.val_accuracy, "test_accuracy": self.test_accuracy,
             "params": self.params, "macs": self.macs, "feasible": self.feasible,
             "train_seconds": self.train_seconds, "spec_json": self.spec_json,
-            "reason": self.reason,
+            "reason": self.reason, "duplicate_of": self.duplicate_of,
+            "stopped_epoch": self.stopped_epoch, "lost_to": self.lost_to,
+            "curve": list(self.curve),
         }
+
+
+@dataclass(frozen=True)
+class NextTrial:
+    """What ``search.engine.next_trial`` found: the next trial to train (None when the search
+    is over), the trials it settled on the way without training (duplicates and refusals, already
+    told to the study; each ticket's ``skip`` is its outcome), and why the search is over
+    (``finished``)."""
+
+    ticket: TrialTicket | None
+    skipped: tuple[TrialTicket, ...] = ()
+    finished: str | None = None
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,8 @@ FRONT_JSON = "front.json"
 TRIALS_CSV = "trials.csv"
 PARETO_PNG = "pareto.png"
 TRIAL_COLUMNS = ("number", "state", "val_accuracy", "test_accuracy", "params", "macs",
-                 "feasible", "train_seconds", "architecture", "trial_params", "reason")
+                 "feasible", "train_seconds", "architecture", "trial_params", "reason",
+                 "duplicate_of", "stopped_epoch", "lost_to")
 
 
 def _multiplier(value: float) -> str:
@@ -65,14 +66,18 @@ def write_front_json(
     hypervolume: float,
     trials_done: int,
     interrupted: bool,
+    finished: str | None = None,
 ) -> None:
-    """The front with everything needed to read it again (and warm-start a search from it)."""
+    """The front with everything needed to read it again (and warm-start a search from it).
+    ``trials_done`` counts trained trials; ``finished`` says why the search ended before
+    ``n_trials`` of them (e.g. every architecture of the space is done), else null."""
     document = {
         "config": config,
         "reference_point": list(reference),
         "hypervolume": hypervolume,
         "trials_done": trials_done,
         "interrupted": interrupted,
+        "finished_early": finished,
         "front": [{**m.to_dict(), "spec": json.loads(m.spec_json)} for m in members],
     }
     path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
@@ -88,6 +93,9 @@ def write_trials_csv(path: Path, records: Sequence[TrialRecord]) -> None:
                 r.number, r.state, r.val_accuracy, r.test_accuracy, r.params, r.macs, r.feasible,
                 r.train_seconds, describe(r.spec_json) if r.spec_json else "",
                 json.dumps(r.trial_params, sort_keys=True), r.reason or "",
+                "" if r.duplicate_of is None else r.duplicate_of,
+                "" if r.stopped_epoch is None else r.stopped_epoch,
+                "" if r.lost_to is None else r.lost_to,
             ])
 
 

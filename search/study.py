@@ -63,6 +63,12 @@ class UserAttr:
     STOPPED = "stopped"
     REASON = "fail_reason"
     RETRY_OF = "retry_of"
+    OUTCOME = "outcome"  # stopped_early | duplicate | refused (a COMPLETE trial that is not one)
+    ARCH_KEY = "arch_key"  # what "the same architecture and training config" means
+    DUPLICATE_OF = "duplicate_of"
+    STOPPED_EPOCH = "stopped_epoch"
+    LOST_TO = "lost_to"
+    CURVE = "curve"  # validation accuracy after each training epoch
 
 
 @contextmanager
@@ -168,12 +174,27 @@ def _opt(attrs: dict[str, Any], key: str, kind: type) -> Any:
     return None if value is None else kind(value)
 
 
+_OUTCOMES: dict[str, RecordState] = {
+    "stopped_early": "stopped_early", "duplicate": "duplicate", "refused": "refused",
+}
+
+
+def _state(trial: FrozenTrial) -> RecordState:
+    """Stopped-early trials, duplicates and refusals are told COMPLETE (with values, so every
+    sampler learns from them and none meets a pruned multi-objective trial); the ``outcome``
+    attribute says which they are."""
+    outcome = trial.user_attrs.get(UserAttr.OUTCOME)
+    if trial.state == TrialState.COMPLETE and outcome in _OUTCOMES:
+        return _OUTCOMES[outcome]
+    return _STATES[trial.state]
+
+
 def to_record(trial: FrozenTrial) -> TrialRecord:
     """A frozen ``TrialRecord`` of an Optuna trial (the one conversion)."""
     attrs = trial.user_attrs
     return TrialRecord(
         number=trial.number,
-        state=_STATES[trial.state],
+        state=_state(trial),
         trial_params=dict(trial.params),
         values=None if trial.values is None else tuple(float(v) for v in trial.values),
         val_accuracy=_opt(attrs, UserAttr.VAL_ACCURACY, float),
@@ -184,4 +205,8 @@ def to_record(trial: FrozenTrial) -> TrialRecord:
         train_seconds=_opt(attrs, UserAttr.TRAIN_SECONDS, float),
         spec_json=_opt(attrs, UserAttr.SPEC, str),
         reason=_opt(attrs, UserAttr.REASON, str),
+        duplicate_of=_opt(attrs, UserAttr.DUPLICATE_OF, int),
+        stopped_epoch=_opt(attrs, UserAttr.STOPPED_EPOCH, int),
+        lost_to=_opt(attrs, UserAttr.LOST_TO, int),
+        curve=tuple(float(v) for v in attrs.get(UserAttr.CURVE) or ()),
     )

@@ -84,7 +84,8 @@ def _config_dict(
         )
     entry = settings.datasets.get(body.dataset)
     data: dict[str, Any] = {"dataset": entry.format if entry is not None else body.dataset}
-    for name in ("space", "objectives", "n_trials", "sampler", "seed", "max_params", "train"):
+    for name in ("space", "objectives", "n_trials", "sampler", "seed", "max_params", "train",
+                 "early_stopping"):
         value = getattr(body, name)
         if value is not None:
             data[name] = value
@@ -283,11 +284,15 @@ def job_public(job: Job) -> JobPublic:
         gpus_per_trial=job.gpus_per_trial,
         cpus_per_trial=job.cpus_per_trial,
         cancel_requested=job.cancel_requested,
-        trials=TrialCounts(running=job.n_running, complete=job.n_complete, failed=job.n_failed),
+        trials=TrialCounts(
+            running=job.n_running, complete=job.n_complete, failed=job.n_failed,
+            stopped_early=job.n_stopped_early, skipped=job.n_skipped,
+        ),
         front_size=job.front_size,
         hypervolume=job.hypervolume,
         reference_point=json.loads(job.reference_point_json),
         error=job.error,
+        finished_reason=job.finished_reason,
         config=json.loads(job.config_json),
         created_at=job.created_at,
         started_at=job.started_at,

@@ -68,6 +68,9 @@ def trial_public(row: Trial) -> TrialPublic:
         started_at=row.started_at,
         finished_at=row.finished_at,
         error=row.error,
+        duplicate_of=row.duplicate_of,
+        stopped_epoch=row.stopped_epoch,
+        lost_to=row.lost_to,
     )
 
 

@@ -25,7 +25,8 @@ __all__ = [
 ]
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
-TrialState = Literal["running", "complete", "failed", "stopped"]
+TrialState = Literal["running", "complete", "failed", "stopped", "stopped_early", "duplicate",
+                     "refused"]
 PositiveInt = Annotated[int, Field(strict=True, ge=1)]
 MAX_GPUS_PER_TRIAL = 64  # more than any one node holds: such a trial could never be placed
 MAX_CPUS_PER_TRIAL = 1024
@@ -77,6 +78,12 @@ class JobCreate(BaseModel):
             )
         return value
 
+    early_stopping: bool | dict[str, Any] | None = Field(
+        default=None,
+        description='Pareto-aware early stopping: true, false or {"enabled", "checkpoints", '
+        '"margin"} (search.early_stop; default: see the README).',
+    )
+
 
 class TrialCounts(BaseModel):
     """Trials of a job by state (maintained by the workers)."""
@@ -84,6 +91,8 @@ class TrialCounts(BaseModel):
     running: int
     complete: int
     failed: int
+    stopped_early: int = Field(description="Stopped by the early-stopping rule (trained).")
+    skipped: int = Field(description="Duplicates and refusals (not trained, not counted).")
 
 
 class JobPublic(BaseModel):
@@ -102,6 +111,9 @@ class JobPublic(BaseModel):
     hypervolume: float | None
     reference_point: list[float] | None
     error: str | None
+    finished_reason: str | None = Field(
+        description="Why the job ended before n_trials trained trials (e.g. space used up)."
+    )
     config: dict[str, Any]
     created_at: datetime
     started_at: datetime | None
@@ -137,7 +149,10 @@ class TrialPublic(BaseModel):
     train_seconds: float | None
     started_at: datetime | None
     finished_at: datetime | None
-    error: str | None
+    error: str | None = Field(description="Why it failed, was refused or stopped.")
+    duplicate_of: int | None = Field(description="A duplicate: the trial whose values it has.")
+    stopped_epoch: int | None = Field(description="Stopped early: after this epoch.")
+    lost_to: int | None = Field(description="Stopped early: the neighbour it lost to.")
 
 
 class TrialsPublic(BaseModel):

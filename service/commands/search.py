@@ -3,6 +3,11 @@
     paretonas search --dataset digits --trials 40 [--space space.json|yaml] [--sampler tpe]
         [--seed 0] [--max-params 50000] [--storage URL] [--out DIR] [--data-dir PATH]
         [--objectives accuracy,params[,macs]] [--warm-start previous/front.json] [--onnx]
+        [--early-stopping/--no-early-stopping] [--checkpoints 4,8] [--margin 0.02]
+
+``--trials`` counts trained trials: a proposed architecture that is already done is a duplicate
+(not trained, not counted) and one over --max-params is refused before training; a space with
+fewer distinct architectures ends when all are done, saying so.
 
 A progress bar shows trials done, the current front size and hypervolume. At the end (or after
 Ctrl-C: the first stops after the current trial, a second one stops it at its next epoch) the front
@@ -84,6 +89,22 @@ def _read_warm_start(path: Path | None) -> list[Any]:
                      f"search ({type(exc).__name__}: {exc})") from None
 
 
+def _early_stopping(args: dict[str, Any]) -> dict[str, Any]:
+    """The config's ``early_stopping`` object from --early-stopping, --checkpoints, --margin."""
+    rule: dict[str, Any] = {}
+    if args.get("early_stopping") is not None:
+        rule["enabled"] = args["early_stopping"]
+    if args.get("checkpoints") is not None:
+        try:
+            rule["checkpoints"] = [int(e) for e in args["checkpoints"].split(",") if e.strip()]
+        except ValueError:
+            raise _Usage(f"--checkpoints: got {args['checkpoints']!r}; expected epochs "
+                         "separated by commas, e.g. 4,8") from None
+    if args.get("margin") is not None:
+        rule["margin"] = args["margin"]
+    return {"early_stopping": rule} if rule else {}
+
+
 def _prepare(args: dict[str, Any]) -> tuple[SearchConfig, Splits]:
     objectives = [o.strip() for o in args["objectives"].split(",") if o.strip()]
     space = _read_space(args["space"])
@@ -92,6 +113,7 @@ def _prepare(args: dict[str, Any]) -> tuple[SearchConfig, Splits]:
         "objectives": objectives, "n_trials": args["trials"], "sampler": args["sampler"],
         "seed": args["seed"], "max_params": args["max_params"],
         "warm_start": _read_warm_start(args["warm_start"]),
+        **_early_stopping(args),
     })
     data_dir = args["data_dir"]
     splits = split_dataset(load_dataset(config.dataset, path=data_dir),
@@ -109,23 +131,51 @@ def _front_table(members: list[engine.FrontMember]) -> Table:
     return table
 
 
+def _line(outcome: TrialOutcome) -> str:
+    """One progress line for a trial, whatever happened to it."""
+    if outcome.state in ("duplicate", "refused"):
+        return f"trial {outcome.number}: {outcome.state} ({outcome.reason}) " + \
+            report.describe(outcome.spec_json)
+    extra = "" if outcome.feasible else " (over max_params)"
+    if outcome.state == "stopped_early":
+        extra += f" [{outcome.reason}]"
+    return (f"trial {outcome.number}: {outcome.state} val {outcome.val_accuracy:.4f} "
+            f"params {outcome.params:,}{extra} ({outcome.train_seconds:.1f} s) "
+            f"{report.describe(outcome.spec_json)}")
+
+
 def _run_trials(*, ref: StudyRef, config: SearchConfig, splits: Splits,
                 reference: list[float], stop: _Stop, console: Console,
-                weights: dict[int, bytes]) -> int:
-    """Ask, train and tell ``config.n_trials`` trials (fewer after Ctrl-C); returns trials run.
-    ``weights`` ends holding the safetensors bytes of this process's front members."""
+                weights: dict[int, bytes]) -> tuple[int, str | None]:
+    """Train ``config.n_trials`` trials (fewer after Ctrl-C or when the space is used up);
+    duplicates and refusals are settled on the way without training and not counted.
+    Returns (trials trained, why the search ended early or None). ``weights`` ends holding the
+    safetensors bytes of this process's front members."""
     front: tuple[FrontPoint, ...] = ()
     with_macs = "macs" in config.objectives
     columns = (TextColumn("[bold]search"), BarColumn(), MofNCompleteColumn(),
                TextColumn("front {task.fields[front]}  hv {task.fields[hv]}"),
                TimeElapsedColumn())
     done = 0
+    finished: str | None = None
     with Progress(*columns, console=console) as progress:
         task = progress.add_task("search", total=config.n_trials, front=0, hv="-")
+
+        def show(outcome: TrialOutcome) -> None:
+            progress.console.print(_line(outcome), markup=False, highlight=False,
+                                   soft_wrap=True)
+
         while done < config.n_trials and not stop.after_trial:
-            ticket = engine.ask(ref=ref, config=config)
+            found = engine.next_trial(ref=ref, config=config)
+            for skipped in found.skipped:
+                assert skipped.skip is not None  # next_trial returns settled tickets only
+                show(skipped.skip)
+            if found.ticket is None:
+                finished = found.finished
+                break
             outcome: TrialOutcome = engine.run_ticket(
-                ticket=ticket, config=config, splits=splits, on_epoch=lambda _: not stop.now)
+                ticket=found.ticket, config=config, splits=splits,
+                on_epoch=lambda _: not stop.now)
             engine.tell(ref=ref, outcome=outcome)
             done += 1
             if outcome.state == "complete" and outcome.feasible:
@@ -139,19 +189,15 @@ def _run_trials(*, ref: StudyRef, config: SearchConfig, splits: Splits,
                     weights[outcome.number] = outcome.weights
             hv = hypervolume(front, reference) if front else 0.0
             progress.update(task, advance=1, front=len(front), hv=f"{hv:.4f}")
-            progress.console.print(
-                f"trial {outcome.number}: {outcome.state} val {outcome.val_accuracy:.4f} "
-                f"params {outcome.params:,}{'' if outcome.feasible else ' (over max_params)'} "
-                f"({outcome.train_seconds:.1f} s) {report.describe(outcome.spec_json)}",
-                markup=False, highlight=False, soft_wrap=True,
-            )
-    return done
+            show(outcome)
+    return done, finished
 
 
 def search(
     dataset: str = typer.Option("digits", help="digits (built in), mnist, fashion-mnist, "
                                 "cifar10, cifar100 or npz"),
-    trials: int = typer.Option(40, help="trials to run in this process"),
+    trials: int = typer.Option(40, help="trials to train in this process (duplicates and "
+                               "refusals are not trained and not counted)"),
     space: Path | None = typer.Option(None, help="search space file (JSON or YAML)"),
     sampler: str = typer.Option("tpe", help="tpe, nsga2 or random"),
     seed: int | None = typer.Option(None, help="makes a single-process search reproducible"),
@@ -167,6 +213,13 @@ def search(
                                            "architectures run first"),
     onnx: bool = typer.Option(False, "--onnx", help="also write each front member as ONNX "
                               "(models/trial-N.onnx)"),
+    early_stopping: bool | None = typer.Option(None, "--early-stopping/--no-early-stopping",
+                                               help="Pareto-aware early stopping (default: "
+                                               "see README)"),
+    checkpoints: str | None = typer.Option(None, help="early-stopping epochs, e.g. 4,8 "
+                                           "(default: every epoch from a third of training)"),
+    margin: float | None = typer.Option(None, help="early stopping: accuracy a trial may lag "
+                                        "its neighbour by (0..1)"),
 ) -> None:
     """Search for accuracy / parameter-count Pareto-optimal architectures."""
     errors = Console(stderr=True)
@@ -174,7 +227,8 @@ def search(
         config, splits = _prepare({
             "dataset": dataset, "space": space, "objectives": objectives, "trials": trials,
             "sampler": sampler, "seed": seed, "max_params": max_params, "data_dir": data_dir,
-            "warm_start": warm_start,
+            "warm_start": warm_start, "early_stopping": early_stopping,
+            "checkpoints": checkpoints, "margin": margin,
         })
         reference = engine.reference_point(config)
     except (_Usage, SearchError, SpecError) as exc:
@@ -193,8 +247,9 @@ def search(
     started = time.perf_counter()
     weights: dict[int, bytes] = {}
     try:
-        done = _run_trials(ref=ref, config=config, splits=splits, reference=reference,
-                           stop=stop, console=errors, weights=weights)
+        done, finished = _run_trials(ref=ref, config=config, splits=splits,
+                                     reference=reference, stop=stop, console=errors,
+                                     weights=weights)
     finally:
         signal.signal(signal.SIGINT, previous)
     members = engine.front(ref=ref, config=config)
@@ -204,10 +259,11 @@ def search(
     hv = hypervolume(points, reference) if points else 0.0
     report.write_front_json(out_dir / report.FRONT_JSON, members=members,
                             config=config.to_dict(), reference=reference, hypervolume=hv,
-                            trials_done=done, interrupted=stop.after_trial)
+                            trials_done=done, interrupted=stop.after_trial,
+                            finished=finished)
     report.write_trials_csv(out_dir / report.TRIALS_CSV, records)
     report.plot_front(out_dir / report.PARETO_PNG, records=records, members=members,
-                      title=f"{config.dataset}: {len(records)} trials, {len(members)} on the front")
+                      title=f"{config.dataset}: {done} trials trained, {len(members)} on the front")
     _, absent = write_front_models(out_dir, members=members, weights=weights, onnx=onnx)
     if absent:
         errors.print(f"note: front members {absent} were trained by another process sharing "
@@ -218,7 +274,8 @@ def search(
     console.print(
         f"{done} trials in {time.perf_counter() - started:.1f} s"
         f"{' (interrupted)' if stop.after_trial else ''}; front {len(members)}, "
-        f"hypervolume {hv:.4f} (reference {reference}); wrote {out_dir}/"
+        f"hypervolume {hv:.4f} (reference {reference})"
+        f"{'' if finished is None else '; ended early: ' + finished}; wrote {out_dir}/"
         f"{{{report.FRONT_JSON},{report.TRIALS_CSV},{report.PARETO_PNG},{MODELS_DIR}/}}",
         markup=False, highlight=False, soft_wrap=True,
     )

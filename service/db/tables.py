@@ -50,7 +50,11 @@ __all__ = [
 ]
 
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
-TRIAL_STATES = ("running", "complete", "failed", "stopped")
+# stopped: interrupted by a cancel; stopped_early: the Pareto-aware rule stopped it (epoch in
+# stopped_epoch, the neighbour it lost to in lost_to); duplicate: not trained, the same
+# architecture as trial duplicate_of; refused: not trained, over max_params (search.verdicts).
+TRIAL_STATES = ("running", "complete", "failed", "stopped", "stopped_early", "duplicate",
+                "refused")
 SCHEDULE_OVERLAPS = ("skip", "queue")
 SCHEDULE_WARM_STARTS = ("none", "front")
 RUN_TRIGGERS = ("cron", "catch-up", "manual")
@@ -102,9 +106,13 @@ class Job(Base):
     n_complete: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     n_failed: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     n_running: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    n_stopped_early: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    n_skipped: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     front_size: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     hypervolume: Mapped[float | None] = mapped_column(Float, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Why a job ended before n_trials trained trials (e.g. every architecture of its space done).
+    finished_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -145,6 +153,9 @@ class Trial(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    duplicate_of: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    stopped_epoch: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    lost_to: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class ParetoMember(Base):

@@ -1,10 +1,13 @@
 """Claim work: pick a job with room, ask its Optuna study for a trial, insert the trial row.
 
-A job has room when it is queued or running, not being cancelled, its running + complete trials are
-below ``n_trials`` and its running trials below ``parallelism``. The choice and the insert happen in
-one transaction that holds the job: ``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL (a worker
-never waits on a job another worker is claiming from; it takes the next one), ``BEGIN IMMEDIATE`` on
-SQLite (one writer at a time). So two workers never push a job past its parallelism or its budget.
+A job has room when it is queued or running, not being cancelled, not used up (no
+``finished_reason``), its running + complete + stopped-early trials are below ``n_trials`` and
+its running trials below ``parallelism``. Duplicates and refusals that ``next_trial`` settles on
+the way are written as finished rows in the same transaction (``service.worker.skipped``).
+The choice and the insert happen in one transaction that holds the job: ``SELECT ... FOR UPDATE
+SKIP LOCKED`` on PostgreSQL (a worker never waits on a job another worker is claiming from; it
+takes the next one), ``BEGIN IMMEDIATE`` on SQLite (one writer at a time). So two workers never
+push a job past its parallelism or its budget.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from service.db.tables import Job, Trial
 from service.worker.context import JobContext, WorkerContext
 from service.worker.database import is_postgres, utcnow, write_transaction
 from service.worker.recovery import match_retry
+from service.worker.skipped import end_used_up, insert_skipped
 
 __all__ = ["Claim", "claim_next"]
 
@@ -63,7 +67,14 @@ def claim_next(ctx: WorkerContext, *, fits: ColumnElement[bool] | None = None) -
         job_context = _prepare(ctx, job, connection=connection)
         if job_context is None:
             return None
-        ticket = search_engine.ask(ref=job_context.ref, config=job_context.config)
+        found = search_engine.next_trial(ref=job_context.ref, config=job_context.config)
+        now = utcnow()
+        insert_skipped(connection, job_id=job_context.job_id, tickets=found.skipped, now=now)
+        if found.ticket is None:
+            end_used_up(connection, job_id=job_context.job_id,
+                        reason=found.finished or "nothing left to try", now=now)
+            return None
+        ticket = found.ticket
         try:
             return _insert_claim(connection, ctx=ctx, job=job_context, ticket=ticket)
         except BaseException:
@@ -115,7 +126,8 @@ def _job_with_room(
         .where(
             Job.status.in_(("queued", "running")),
             Job.cancel_requested.is_(False),
-            Job.n_running + Job.n_complete < Job.n_trials,
+            Job.finished_reason.is_(None),
+            Job.n_running + Job.n_complete + Job.n_stopped_early < Job.n_trials,
             Job.n_running < Job.parallelism,
         )
         .order_by(Job.created_at, Job.id)

@@ -167,7 +167,7 @@ class Worker:
             return
         if outcome is None:
             self._fail(claim, reason=reason, always_retry=False)
-        elif outcome.state == "complete":
+        elif outcome.state in ("complete", "stopped_early"):
             self._record(claim, outcome, epochs=heartbeat.unwritten())
         elif heartbeat.cancelled.is_set():
             self._retry(

@@ -3,8 +3,11 @@
 The Pareto front is updated incrementally: ``search.pareto.insert`` runs against the stored
 ``pareto_members`` of the job only (O(front), not O(trials)). A new front member's weights are
 stored; the weights of members that leave the front are deleted, so storage stays bounded by the
-front. Every complete trial appends one ``hypervolume_history`` row. The job succeeds when exactly
-``n_trials`` trials are complete (claims never hand out more than that).
+front. Every complete trial appends one ``hypervolume_history`` row. A trial stopped early
+(``stopped_early``) is written with its partial values, the epoch and the neighbour it lost to,
+and never touches the front. The job succeeds when ``n_trials`` trials are complete or stopped
+early (claims never hand out more than that), or when its space is used up (``finished_reason``)
+and nothing runs.
 
 Every write is guarded by "this row is still this worker's running trial": if another worker reaped
 the trial meanwhile, nothing is written (``LeaseLost``) and the retry stands.
@@ -14,9 +17,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, Select, delete, insert, select, update
 
 from search.engine import TrialOutcome
 from service.db.tables import HypervolumeHistory, Job, Trial, TrialWeights
@@ -59,9 +62,10 @@ def record_complete(
     outcome: TrialOutcome,
     epochs: list[EpochReport] | None = None,
 ) -> Recorded:
-    """Record a complete trial and everything it changes, in one transaction; ``epochs``: the
-    learning-curve epochs no lease renewal has written yet."""
+    """Record a complete (or stopped-early) trial and everything it changes, in one transaction;
+    ``epochs``: the learning-curve epochs no lease renewal has written yet."""
     job_id = claim.job.job_id
+    early = outcome.state == "stopped_early"
     with write_transaction(ctx.engine) as connection:
         job = lock_job(connection, job_id=job_id)
         assert job is not None, f"job {job_id} vanished under a running trial"
@@ -71,7 +75,7 @@ def record_complete(
             ctx=ctx,
             claim=claim,
             values={
-                "state": "complete",
+                "state": outcome.state,
                 "val_accuracy": outcome.val_accuracy,
                 "test_accuracy": outcome.test_accuracy,
                 "params": outcome.params,
@@ -82,37 +86,38 @@ def record_complete(
                 "preprocess_json": outcome.preprocess_json,
                 "finished_at": now,
                 "lease_expires_at": None,
+                "error": outcome.reason,
+                "stopped_epoch": outcome.stopped_epoch,
+                "lost_to": outcome.lost_to,
             },
         )
         write_epochs(connection, job_id=job_id, number=claim.number, epochs=epochs or [])
-        change = update_front(
-            connection, job=claim.job, outcome=outcome if outcome.feasible else None, now=now
-        )
+        joins = outcome.feasible and not early
+        change = update_front(connection, job=claim.job, outcome=outcome if joins else None,
+                              now=now)
         _store_weights(connection, job_id=job_id, outcome=outcome, change=change)
         connection.execute(
             update(Job)
             .where(Job.id == job_id)
             .values(
                 n_running=Job.n_running - 1,
-                n_complete=Job.n_complete + 1,
+                n_complete=Job.n_complete + (0 if early else 1),
+                n_stopped_early=Job.n_stopped_early + (1 if early else 0),
                 front_size=change.front_size,
                 hypervolume=change.hypervolume,
                 updated_at=now,
             )
         )
-        counts = connection.execute(
-            select(
-                Job.n_complete, Job.n_trials, Job.n_running, Job.status, Job.cancel_requested
-            ).where(Job.id == job_id)
-        ).one()
-        connection.execute(
-            insert(HypervolumeHistory).values(
-                job_id=job_id,
-                n_complete=counts.n_complete,
-                hypervolume=change.hypervolume,
-                recorded_at=now,
+        counts = connection.execute(_counts(job_id)).one()
+        if not early:
+            connection.execute(
+                insert(HypervolumeHistory).values(
+                    job_id=job_id,
+                    n_complete=counts.n_complete,
+                    hypervolume=change.hypervolume,
+                    recorded_at=now,
+                )
             )
-        )
         status = _settle_job(connection, job_id=job_id, counts=counts, now=now)
     return Recorded(
         n_complete=counts.n_complete,
@@ -168,12 +173,20 @@ def record_stopped(
         connection.execute(
             update(Job).where(Job.id == job_id).values(n_running=Job.n_running - 1, updated_at=now)
         )
-        counts = connection.execute(
-            select(
-                Job.n_complete, Job.n_trials, Job.n_running, Job.status, Job.cancel_requested
-            ).where(Job.id == job_id)
-        ).one()
+        counts = connection.execute(_counts(job_id)).one()
         return _settle_job(connection, job_id=job_id, counts=counts, now=now)
+
+
+def _counts(job_id: str) -> Select[*tuple[Any, ...]]:
+    return select(
+        Job.n_complete,
+        Job.n_stopped_early,
+        Job.n_trials,
+        Job.n_running,
+        Job.status,
+        Job.cancel_requested,
+        Job.finished_reason,
+    ).where(Job.id == job_id)
 
 
 def _finish_row(
@@ -210,11 +223,14 @@ def _store_weights(
 
 
 def _settle_job(connection: Connection, *, job_id: str, counts: object, now: object) -> str:
-    """Succeed a job with exactly n_trials complete; cancel one whose last trial stopped."""
+    """Succeed a job with n_trials trained (complete or stopped early), or whose space is used
+    up once nothing runs; cancel one whose last trial stopped."""
     status: str = counts.status  # type: ignore[attr-defined]
     if status not in ACTIVE:
         return status
-    if counts.n_complete >= counts.n_trials:  # type: ignore[attr-defined]
+    trained = counts.n_complete + counts.n_stopped_early  # type: ignore[attr-defined]
+    used_up = counts.finished_reason is not None  # type: ignore[attr-defined]
+    if trained >= counts.n_trials or (used_up and counts.n_running == 0):  # type: ignore[attr-defined]
         status = "succeeded"
     elif counts.cancel_requested and counts.n_running == 0:  # type: ignore[attr-defined]
         status = "cancelled"

@@ -36,12 +36,18 @@ def test_search_writes_front_trials_and_plot(tmp_path: Path, space_file: Path) -
     assert result.exit_code == 0, result.output
     with (out / "trials.csv").open() as handle:
         rows = list(csv.DictReader(handle))
-    assert [row["number"] for row in rows] == ["0", "1", "2", "3"]
-    assert {row["state"] for row in rows} == {"complete"}
+    assert [row["number"] for row in rows] == [str(i) for i in range(len(rows))]
+    # --trials counts trained trials; proposals over max_params are refused before training
+    trained = [r for r in rows if r["state"] == "complete"]
+    assert len(trained) == 4
+    refused = [r for r in rows if r["state"] == "refused"]
+    assert refused and all(int(r["params"]) > 20000 and r["train_seconds"] == "0.0"
+                           and "over max_params=20000" in r["reason"] for r in refused)
+    assert {r["state"] for r in rows} <= {"complete", "refused", "duplicate"}
     # front.json holds exactly the non-dominated feasible trials of trials.csv.
     feasible = [FrontPoint(number=int(r["number"]), accuracy=float(r["val_accuracy"]),
-                           params=int(r["params"])) for r in rows if r["feasible"] == "True"]
-    assert all((int(r["params"]) <= 20000) == (r["feasible"] == "True") for r in rows)
+                           params=int(r["params"])) for r in trained if r["feasible"] == "True"]
+    assert all((int(r["params"]) <= 20000) == (r["feasible"] == "True") for r in trained)
     document = json.loads((out / "front.json").read_text())
     assert [m["number"] for m in document["front"]] == [p.number for p in non_dominated(feasible)]
     assert document["trials_done"] == 4 and document["interrupted"] is False

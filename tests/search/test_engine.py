@@ -114,7 +114,12 @@ def test_max_params_is_a_constraint_not_a_penalty(splits: Splits) -> None:
     assert [engine.trials(ref=ref)[i].trial_params for i in (0, 1)] == [large, small]
     assert [o.feasible for o in outcomes] == [False, True]
     assert outcomes[0].params > 20_000 >= outcomes[1].params
-    assert outcomes[0].val_accuracy > outcomes[1].val_accuracy  # it would be on a 2-point front
+    # The large one is refused before training: its count is exact (no low-rank layer).
+    assert (outcomes[0].state, outcomes[0].params, outcomes[0].train_seconds) == (
+        "refused", 38_410, 0.0)
+    assert outcomes[0].weights is None and outcomes[0].reason == (
+        "not trained: it has at least 38410 parameters, over max_params=20000")
+    assert engine.trials(ref=ref)[0].state == "refused"
     assert [m.number for m in engine.front(ref=ref, config=config)] == [1]
     # The constraint value (params - max_params) is on the trial, where TPE and NSGA-II read it.
     study = optuna.load_study(study_name=ref.study_name, storage=get_storage(ref.storage_url))
@@ -124,7 +129,7 @@ def test_max_params_is_a_constraint_not_a_penalty(splits: Splits) -> None:
 
 
 def test_front_is_complete_feasible_and_non_dominated() -> None:
-    config = _config(max_params=1000)
+    config = _config(max_params=5000)  # the fakes below judge feasibility at 1000 themselves
     ref = _ref()
     engine.create_study(ref=ref, config=config)
     for _ in range(6):
@@ -197,7 +202,7 @@ def test_reference_point_uses_max_params_else_the_largest_architecture() -> None
     expected = (64 * 128 + 128) + (128 * 128 + 128) + (128 * 10 + 10)
     config = _config(space={**TINY_SPACE, "base_channels": 4})
     assert engine.reference_point(config) == [0.0, float(expected)]
-    assert engine.reference_point(_config(max_params=777)) == [0.0, 777.0]
+    assert engine.reference_point(_config(max_params=7777)) == [0.0, 7777.0]
 
 
 def test_shape_errors() -> None:

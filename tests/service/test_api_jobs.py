@@ -39,7 +39,10 @@ def test_submit_minimal_job(client: TestClient, auth: dict[str, str]) -> None:
         "parallelism": 4,
         "front_size": 0,
     }
-    assert job["trials"] == {"running": 0, "complete": 0, "failed": 0}
+    assert job["trials"] == {
+        "running": 0, "complete": 0, "failed": 0, "stopped_early": 0, "skipped": 0
+    }
+    assert job["finished_reason"] is None
     shown = client.get(f"{JOBS}/{job['id']}", headers=auth)
     assert (shown.status_code, shown.json()) == (200, job)
 
@@ -285,3 +288,46 @@ def test_stored_config_round_trips(
         stored = json.loads(row.config_json)
         assert (row.study_name, row.idempotency_key) == (f"paretonas-{job_id}", None)
     assert parse_config(stored).to_dict() == stored
+
+
+def test_max_params_below_the_space_and_bad_early_stopping_are_422(
+    client: TestClient, auth: dict[str, str]
+) -> None:
+    response = client.post(JOBS, json={"dataset": "digits", "max_params": 100}, headers=auth)
+    assert (response.status_code, response.json()) == (
+        422,
+        {
+            "type": P + "invalid-search-space",
+            "title": "Invalid search space",
+            "status": 422,
+            "detail": "max_params: got 100; the smallest architecture of the space has 5451 "
+            "parameters (low-rank layers at rank 1): raise max_params to at least 5451 or add "
+            "smaller choices to the space",
+            "instance": JOBS,
+            "path": "max_params",
+        },
+    )
+    for rule, path, detail in (
+        (
+            {"margin": -0.5},
+            "early_stopping.margin",
+            "got -0.5; must be a number in [0, 1] (accuracy points below the neighbour)",
+        ),
+        (
+            {"checkpoints": [13]},
+            "early_stopping.checkpoints[0]",
+            "got 13; must be an epoch in [1, 12] (the trial trains 12 epochs)",
+        ),
+    ):
+        bad = client.post(JOBS, json={"dataset": "digits", "early_stopping": rule}, headers=auth)
+        assert (bad.status_code, bad.json()["path"], bad.json()["detail"]) == (
+            422,
+            path,
+            f"{path}: {detail}",
+        )
+    good = _submit(client, auth, early_stopping={"checkpoints": [4, 8], "margin": 0.05})
+    assert good["config"]["early_stopping"] == {  # type: ignore[index]
+        "enabled": True,
+        "checkpoints": [4, 8],
+        "margin": 0.05,
+    }

@@ -73,9 +73,12 @@ def test_demo_runs_a_search_to_the_end_and_prints_its_front(tmp_path: Path) -> N
         key_hashes = connection.execute(select(ApiKey.key_hash)).scalars().all()
     engine.dispose()
     assert key_hashes == [hashlib.sha256(key[1].encode()).hexdigest()]
-    assert (job.status, job.n_complete, len(trials)) == ("succeeded", 3, 3)
+    complete = [t for t in trials if t.state == "complete"]
+    assert (job.status, job.n_complete, len(complete)) == ("succeeded", 3, 3)
+    assert {t.state for t in trials} <= {"complete", "duplicate"}  # duplicates are not trained
+    assert job.n_skipped == len(trials) - 3
     front = non_dominated(
-        FrontPoint(number=t.number, accuracy=t.val_accuracy, params=t.params) for t in trials
+        FrontPoint(number=t.number, accuracy=t.val_accuracy, params=t.params) for t in complete
     )
     assert sorted(members) == sorted(p.number for p in front)
     assert printed == list(members)

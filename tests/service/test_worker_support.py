@@ -160,25 +160,38 @@ def service_db(db_backend: str, database_url: str, tmp_path: Path) -> Iterator[S
             drop_postgres_database(optuna_url)
 
 
-def search_config(*, n_trials: int, epochs: int, seed: int = 0) -> dict[str, Any]:
-    """A tiny search on digits: narrow MLPs, ``epochs`` epochs (~0.05 s each), no fine-tune."""
+def search_config(
+    *, n_trials: int, epochs: int, seed: int = 0, space: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A tiny search on digits: narrow MLPs, ``epochs`` epochs (~0.05 s each), no fine-tune.
+
+    Early stopping is off, so the fault-tolerance tests count exactly ``n_trials`` complete trials
+    (the rule in the worker path is tested in test_worker_verdicts.py); duplicates stay skipped.
+    """
     config = parse_config(
         {
             "dataset": "digits",
             "n_trials": n_trials,
             "seed": seed,
-            "space": {"multipliers": [0.25, 0.5]},
+            "space": space or {"multipliers": [0.25, 0.5]},
             "train": {"epochs": epochs, "finetune_epochs": 0, "batch_size": 256},
+            "early_stopping": False,
         }
     )
     return config.to_dict()
 
 
 def create_job(
-    db: ServiceDB, *, n_trials: int, parallelism: int = 1, epochs: int = 1, seed: int = 0
+    db: ServiceDB,
+    *,
+    n_trials: int,
+    parallelism: int = 1,
+    epochs: int = 1,
+    seed: int = 0,
+    space: dict[str, Any] | None = None,
 ) -> str:
     """Insert a queued job the way the API stores one; returns its id."""
-    config = search_config(n_trials=n_trials, epochs=epochs, seed=seed)
+    config = search_config(n_trials=n_trials, epochs=epochs, seed=seed, space=space)
     job_id = f"job_{uuid.uuid4().hex[:26].upper()}"
     with db.engine.begin() as connection:
         key_id = connection.execute(
