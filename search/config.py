@@ -22,7 +22,7 @@ from search.datasets import FORMATS, Splits
 from search.early_stop import DEFAULT_EARLY_STOPPING, EarlyStopping, parse_early_stopping
 from search.errors import SpaceError
 from search.space import Choice, SearchSpace, decode, default_space, parse_space
-from search.training.config import TrainConfig
+from search.training.config import MAX_SEED, TrainConfig
 
 __all__ = ["DIRECTIONS", "KNOWN_SHAPES", "MAX_TRIALS", "OBJECTIVE_SETS", "SAMPLERS",
            "SearchConfig", "parse_config"]
@@ -117,11 +117,11 @@ class SearchConfig:
         }
 
 
-def _optional_int(path: str, value: Any, *, low: int) -> int | None:
+def _optional_int(path: str, value: Any, *, low: int, high: int = 2**63 - 1) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise SpaceError(path, f"got {value!r}; must be null or an integer >= {low}")
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise SpaceError(path, f"got {value!r}; must be null or an integer in [{low}, {high}]")
     return value
 
 
@@ -196,7 +196,7 @@ def parse_config(data: Any) -> SearchConfig:
         objectives=objectives,
         n_trials=n_trials,
         sampler=sampler,
-        seed=_optional_int("seed", data.get("seed"), low=0),
+        seed=_optional_int("seed", data.get("seed"), low=0, high=MAX_SEED),
         max_params=_optional_int("max_params", data.get("max_params"), low=1),
         warm_start=warm_start,
         input_shape=None if input_shape is None else (input_shape[0], input_shape[1],

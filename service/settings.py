@@ -6,6 +6,8 @@
     PARETONAS_DATASETS='{"fashion": {"format": "fashion-mnist", "path": "/data/fashion"}}'
     PARETONAS_LIMITS__MAX_TRIALS=10000         # or PARETONAS_LIMITS='{"max_trials": 10000}'
     PARETONAS_SCHEDULER_ENABLED=false          # `paretonas serve` without its scheduler thread
+    PARETONAS_MAX_BODY_BYTES=1048576           # larger request bodies: 413 (read no further)
+    PARETONAS_DB_POOL_SIZE=10                  # connections the API keeps to its database
 
 Empty database URLs default to SQLite files under ``data_dir`` (separate files: a worker holds the
 service file's write lock while it asks Optuna for a trial). Our migrations use their own version
@@ -40,10 +42,26 @@ class DatasetEntry(BaseModel):
 
 
 class Limits(BaseModel):
-    """What one job may ask for."""
+    """What one job may ask for, and what one API key may have at once (``PARETONAS_LIMITS__*``).
+
+    The cost limits bound what one trial can make a GPU do: epochs, fine-tune epochs, batch size,
+    the learning-rate range, the largest candidate's parameters and its MACs per sample times the
+    batch size (a proxy for activation memory). Quotas bound one key: trials queued or running
+    across its jobs, and jobs submitted in any 24 hours (429 with Retry-After beyond them).
+    """
 
     max_trials: int = Field(default=10_000, ge=1)
     max_parallelism: int = Field(default=64, ge=1)
+    max_epochs: int = Field(default=500, ge=1)
+    max_finetune_epochs: int = Field(default=100, ge=0)
+    max_batch_size: int = Field(default=4096, ge=1)
+    min_lr: float = Field(default=1e-7, gt=0)
+    max_lr: float = Field(default=10.0, gt=0)
+    max_params: int = Field(default=50_000_000, ge=1)
+    max_macs_x_batch: int = Field(default=2_000_000_000_000, ge=1)
+    max_active_trials_per_key: int = Field(default=20_000, ge=1)
+    max_jobs_per_day: int = Field(default=1_000, ge=1)
+    quota_retry_after_seconds: int = Field(default=60, ge=1)
 
 
 class Settings(BaseSettings):
@@ -64,6 +82,12 @@ class Settings(BaseSettings):
     db_retry_max_seconds: float = Field(default=60.0, ge=0)
     ray_address: str = ""  # `paretonas worker` drives this Ray cluster ("auto", head host:port)
     limits: Limits = Field(default_factory=Limits)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    max_json_depth: int = Field(default=32, ge=4, le=256)
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=5, ge=0)
+    db_pool_timeout_seconds: float = Field(default=10.0, gt=0)
+    retry_after_seconds: int = Field(default=2, ge=1)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     scheduler_enabled: bool = True  # `paretonas serve` runs the cron scheduler in a thread
@@ -84,6 +108,11 @@ class Settings(BaseSettings):
                 f"heartbeat_seconds must be below lease_seconds; got heartbeat_seconds="
                 f"{self.heartbeat_seconds}, lease_seconds={self.lease_seconds}: "
                 f"set PARETONAS_HEARTBEAT_SECONDS to about a sixth of the lease"
+            )
+        if self.limits.min_lr >= self.limits.max_lr:
+            raise ValueError(
+                f"limits.min_lr must be below limits.max_lr; got {self.limits.min_lr} and "
+                f"{self.limits.max_lr}: set PARETONAS_LIMITS__MIN_LR / __MAX_LR"
             )
         clash = sorted(set(self.datasets) & set(BUILTIN_DATASETS))
         if clash:

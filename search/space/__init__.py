@@ -27,7 +27,7 @@ from typing import Any
 
 from search.space.params import Choice, decode, encode, sample_params
 from search.space.parse import parse_space
-from search.space.size import check_space, largest_spec
+from search.space.size import check_space, largest_macs, largest_spec
 from search.space.types import (
     LIMITS,
     ConvChoices,
@@ -52,6 +52,7 @@ __all__ = [
     "default_space",
     "default_train",
     "encode",
+    "largest_macs",
     "largest_spec",
     "parse_space",
     "sample_params",

@@ -14,13 +14,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from models import count_params
+from models import count_macs, count_params
 from models.errors import SpecError
 from models.spec import ArchSpec, ConvSpec, LayerSpec
 from search.errors import SpaceError
 from search.space.types import LIMITS, SearchSpace
 
-__all__ = ["check_space", "largest_spec"]
+__all__ = ["check_space", "largest_macs", "largest_spec"]
 
 
 def _layer_options(
@@ -114,3 +114,10 @@ def check_space(space: SearchSpace, *, input_shape: tuple[int, int, int], num_cl
             f"the limit is {LIMITS.max_params} (lower depth, base_channels or multipliers)"
         )
     return params
+
+
+def largest_macs(space: SearchSpace, *, input_shape: tuple[int, int, int], num_classes: int) -> int:
+    """Multiply-accumulates per sample of the space's most expensive architecture (the costliest
+    choice at every layer); times the batch size it bounds what one training step asks of a GPU."""
+    spec = largest_spec(space, input_shape=input_shape, num_classes=num_classes, cost=count_macs)
+    return _params(spec, count_macs)

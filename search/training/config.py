@@ -17,7 +17,7 @@ from typing import Any
 
 from search.errors import SpaceError
 
-__all__ = ["OPTIMIZERS", "SCHEDULES", "SPARSITY_KINDS", "TrainConfig"]
+__all__ = ["MAX_SEED", "OPTIMIZERS", "SCHEDULES", "SPARSITY_KINDS", "TrainConfig"]
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("cosine", "constant")
@@ -25,6 +25,11 @@ SPARSITY_KINDS = ("l1", "hoyer")
 
 # field -> (minimum, whether the minimum itself is allowed)
 _INT_MINIMUM = {"epochs": 1, "batch_size": 1, "finetune_epochs": 0, "seed": 0}
+# Seeds feed numpy and torch generators (32 bits); counts stay within a 32-bit signed integer.
+# What a service lets one trial cost is its own, lower limit (service.settings.Limits).
+MAX_SEED = 2**32 - 1
+_INT_MAXIMUM = {"epochs": 2**31 - 1, "batch_size": 2**31 - 1, "finetune_epochs": 2**31 - 1,
+                "seed": MAX_SEED}
 _FLOAT_MINIMUM = {
     "lr": (0.0, False),
     "weight_decay": (0.0, True),
@@ -72,8 +77,13 @@ class TrainConfig:
         """Raise SpaceError naming ``path + field``, the value and what is allowed."""
         for name, minimum in _INT_MINIMUM.items():
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise SpaceError(f"{path}{name}", f"got {value!r}; must be an integer >= {minimum}")
+            maximum = _INT_MAXIMUM[name]
+            if isinstance(value, bool) or not isinstance(value, int) or not (
+                minimum <= value <= maximum
+            ):
+                raise SpaceError(
+                    f"{path}{name}", f"got {value!r}; must be an integer in [{minimum}, {maximum}]"
+                )
         for name, (low, inclusive) in _FLOAT_MINIMUM.items():
             value = getattr(self, name)
             ok = (

@@ -3,7 +3,14 @@ schedule, the clock.
 
 ``JobDep`` is the one place a job id becomes a job: a missing job and another owner's job both
 answer 404 job-not-found (so ids of others' jobs are never confirmed); ``ScheduleDep`` does the
-same for schedules.
+same for schedules. A string that cannot be a job id (too long, a NUL byte) answers the same 404
+without a query.
+
+A request holds at most ONE database connection at a time: the key lookup and the reads share the
+request's session (one checkout), and a write first ends that read session (``release``) before
+``write_session`` takes a connection. (Holding the read connection while waiting for a second one
+is what let 40 concurrent POSTs exhaust the pool: every pooled connection was held by a request
+waiting for another, until the pool timeout, a 500.)
 """
 
 from __future__ import annotations
@@ -15,17 +22,19 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from service.api.problems import Problem
+from service.api.problems import Problem, clip
 from service.dashboard.session import current_session
 from service.db.base import utcnow
-from service.db.engine import read_session
 from service.db.tables import ApiKey, Job, Schedule
 from service.keys import authenticate
 from service.settings import Settings
 
 __all__ = [
+    "JOB_ID_PATTERN",
+    "MAX_JOB_ID_CHARS",
     "ClockDep",
     "EngineDep",
     "JobDep",
@@ -33,7 +42,18 @@ __all__ = [
     "ScheduleDep",
     "SessionDep",
     "SettingsDep",
+    "plausible_job_id",
+    "release",
 ]
+
+JOB_ID_PATTERN = r"^job_[0-9A-HJKMNP-TV-Z]{26}$"  # what new_job_id makes ("job_" + a ULID)
+MAX_JOB_ID_CHARS = 64
+
+
+def plausible_job_id(job_id: str) -> bool:
+    """Short, printable, no NUL: worth a query (anything else cannot be a stored job id)."""
+    return len(job_id) <= MAX_JOB_ID_CHARS and job_id.isprintable()
+
 
 _bearer = HTTPBearer(auto_error=False, description="An API key from `paretonas keys create`.")
 
@@ -55,12 +75,32 @@ EngineDep = Annotated[Engine, Depends(get_engine)]
 
 
 def get_session(engine: EngineDep) -> Iterator[Session]:
-    """A read session for the request (writes open their own ``write_session``)."""
-    with read_session(engine) as session:
+    """A read session for the request (writes open their own ``write_session``).
+
+    It ends when the handler returns, before the response is sent (``scope="function"``), so
+    the connection is back in the pool while the body is serialised and sent, and a connection
+    the server dropped after the reads ran cannot break a response already started: ending a
+    read transaction on a dead connection loses nothing, so that error is dropped (SQLAlchemy
+    has already discarded the connection).
+    """
+    session = Session(engine, expire_on_commit=False)
+    try:
         yield session
+    finally:
+        try:
+            session.close()
+        except DBAPIError as error:
+            if not error.connection_invalidated:
+                raise
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+def release(session: Session) -> None:
+    """End the request's read transaction: its connection goes back to the pool before a write
+    takes one (loaded rows stay readable)."""
+    session.close()
 
 
 def get_owner(
@@ -95,12 +135,14 @@ OwnerDep = Annotated[ApiKey, Depends(get_owner)]
 
 def get_job(job_id: str, owner: OwnerDep, session: SessionDep) -> Job:
     """The caller's job ``job_id``; 404 job-not-found when missing or another owner's."""
-    job = session.scalars(select(Job).where(Job.id == job_id, Job.owner_id == owner.id)).first()
+    job = None
+    if plausible_job_id(job_id):
+        job = session.scalars(select(Job).where(Job.id == job_id, Job.owner_id == owner.id)).first()
     if job is None:
         raise Problem(
             "job-not-found",
             status=404,
-            detail=f"no job {job_id!r} among your jobs; list them with GET /api/v1/jobs",
+            detail=f"no job {clip(job_id)} among your jobs; list them with GET /api/v1/jobs",
         )
     return job
 

@@ -12,18 +12,16 @@ import json
 import os
 import time
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from search.config import parse_config
-from search.engine import reference_point
-from search.errors import SpaceError
-from service.api.pagination import decode_cursor, encode_cursor, invalid_cursor
-from service.api.problems import Problem, space_problem
+from service.api.admission import validate_job
+from service.api.pagination import decode_keyset, encode_cursor
+from service.api.problems import Problem, clip
+from service.api.quotas import check_quotas
 from service.api.schemas import (
     DEFAULT_CPUS_PER_TRIAL,
     DEFAULT_GPUS_PER_TRIAL,
@@ -49,7 +47,6 @@ __all__ = [
 ]
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-DEFAULT_PARALLELISM = 4
 
 
 def new_id(prefix: str) -> str:
@@ -70,47 +67,6 @@ def request_hash(body: JobCreate) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _config_dict(
-    body: JobCreate, *, settings: Settings, warm_start: Sequence[Mapping[str, Any]]
-) -> dict[str, Any]:
-    allowed = settings.dataset_names()
-    if body.dataset not in allowed:
-        raise Problem(
-            "unknown-dataset",
-            status=422,
-            detail=f"dataset: got {body.dataset!r}; allowed: {', '.join(allowed)} "
-            "(operators register more with PARETONAS_DATASETS)",
-            allowed=list(allowed),
-        )
-    entry = settings.datasets.get(body.dataset)
-    data: dict[str, Any] = {"dataset": entry.format if entry is not None else body.dataset}
-    for name in ("space", "objectives", "n_trials", "sampler", "seed", "max_params", "train",
-                 "early_stopping"):
-        value = getattr(body, name)
-        if value is not None:
-            data[name] = value
-    if warm_start:
-        data["warm_start"] = [dict(params) for params in warm_start]
-    return data
-
-
-def _check_limits(*, n_trials: int, parallelism: int, settings: Settings) -> None:
-    limits = settings.limits
-    for field, value, limit, env in (
-        ("n_trials", n_trials, limits.max_trials, "MAX_TRIALS"),
-        ("parallelism", parallelism, limits.max_parallelism, "MAX_PARALLELISM"),
-    ):
-        if value > limit:
-            raise Problem(
-                "limit-exceeded",
-                status=422,
-                detail=f"{field}: got {value}; this service allows at most {limit} per job "
-                f"(operators raise PARETONAS_LIMITS__{env})",
-                path=field,
-                limit=limit,
-            )
-
-
 def build_job(
     body: JobCreate,
     *,
@@ -119,21 +75,11 @@ def build_job(
     digest: str,
     warm_start: Sequence[Mapping[str, Any]] = (),
 ) -> Job:
-    """The queued job row of ``body`` (not stored): THE validation of a job (dataset, search
-    config, limits), as POST /jobs and every schedule run apply it; Problem (422) otherwise.
-    ``warm_start``: parameter dicts the study runs first (a schedule's previous front)."""
-    try:
-        config = parse_config(_config_dict(body, settings=settings, warm_start=warm_start))
-    except SpaceError as error:
-        raise space_problem(error) from None
-    parallelism = body.parallelism or min(config.n_trials, DEFAULT_PARALLELISM)
-    _check_limits(n_trials=config.n_trials, parallelism=parallelism, settings=settings)
-    try:
-        reference: list[float] | None = reference_point(config)
-    except SpaceError as error:
-        if error.path != "input_shape":
-            raise space_problem(error) from None
-        reference = None  # an npz dataset's shape is known once a worker loads it
+    """The queued job row of ``body`` (not stored), checked by ``validate_job`` (THE validation
+    of a job: dataset, search config, limits), as POST /jobs and every schedule run apply it;
+    Problem (422) otherwise. ``warm_start``: parameter dicts the study runs first (a schedule's
+    previous front)."""
+    valid = validate_job(body, settings=settings, warm_start=warm_start)
     job_id = new_job_id()
     now = utcnow()
     return Job(
@@ -141,15 +87,15 @@ def build_job(
         owner_id=owner.id,
         status="queued",
         dataset=body.dataset,
-        config_json=json.dumps(config.to_dict(), sort_keys=True),
-        n_trials=config.n_trials,
-        parallelism=parallelism,
+        config_json=json.dumps(valid.config.to_dict(), sort_keys=True),
+        n_trials=valid.config.n_trials,
+        parallelism=valid.parallelism,
         gpus_per_trial=_or(body.gpus_per_trial, DEFAULT_GPUS_PER_TRIAL),
         cpus_per_trial=_or(body.cpus_per_trial, DEFAULT_CPUS_PER_TRIAL),
         study_name=f"paretonas-{job_id}",
         idempotency_key=None,
         request_hash=digest,
-        reference_point_json=json.dumps(reference),
+        reference_point_json=json.dumps(valid.reference_point),
         created_at=now,
         updated_at=now,
     )
@@ -178,6 +124,7 @@ def create_job(
     job.idempotency_key = idempotency_key
     try:
         with write_session(engine) as session:
+            check_quotas(session, owner_id=owner.id, n_trials=job.n_trials, settings=settings)
             session.add(job)
     except IntegrityError:
         if idempotency_key is None:
@@ -210,7 +157,7 @@ def _by_key(engine: Engine, *, owner: ApiKey, key: str, digest: str) -> Job | No
         raise Problem(
             "idempotency-conflict",
             status=409,
-            detail=f"Idempotency-Key {key!r} was used for job {job.id} with a different body; "
+            detail=f"Idempotency-Key {clip(key)} was used for job {job.id} with a different body; "
             "send a new key for a new job",
             job_id=job.id,
         )
@@ -230,17 +177,11 @@ def list_jobs(
     if status is not None:
         query = query.where(Job.status == status)
     if cursor is not None:
-        data = decode_cursor(cursor, keys=("created_at", "id"))
-        try:
-            created = datetime.fromisoformat(str(data["created_at"]))
-        except ValueError:
-            created = None
-        if created is None or created.tzinfo is None:
-            raise invalid_cursor(cursor)
+        created, last_id = decode_keyset(cursor)
         query = query.where(
             or_(
                 Job.created_at < created,
-                and_(Job.created_at == created, Job.id < str(data["id"])),
+                and_(Job.created_at == created, Job.id < last_id),
             )
         )
     rows = list(

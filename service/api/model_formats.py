@@ -11,7 +11,7 @@ import threading
 from collections import OrderedDict
 
 from models.errors import SpecError
-from service.api.problems import Problem
+from service.api.problems import Problem, clip
 
 __all__ = ["FORMATS", "MEDIA_TYPE", "check_format", "model_bytes"]
 
@@ -26,7 +26,7 @@ def check_format(value: str) -> str:
     """``value`` if it is one of ``FORMATS``; else a 422 invalid-format problem listing them."""
     if value not in FORMATS:
         raise Problem("invalid-format", status=422,
-                      detail=f"format: got {value!r}; allowed: {', '.join(FORMATS)}",
+                      detail=f"format: got {clip(value)}; allowed: {', '.join(FORMATS)}",
                       allowed=list(FORMATS))
     return value
 

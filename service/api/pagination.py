@@ -1,15 +1,31 @@
-"""Opaque cursors: base64url JSON the client hands back unchanged."""
+"""Opaque cursors: base64url JSON the client hands back unchanged.
+
+Every value read back from a cursor is checked before it reaches a query: an offset is an integer
+in [0, ``MAX_OFFSET``], a timestamp an ISO 8601 time with an offset that converts to UTC, an id a
+short string without NUL; anything else is 422 invalid-cursor (never a database error).
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import json
+from datetime import UTC, datetime
 from typing import Any
 
-from service.api.problems import Problem
+from service.api.problems import Problem, clip
 
-__all__ = ["decode_cursor", "encode_cursor", "invalid_cursor"]
+__all__ = [
+    "MAX_OFFSET",
+    "decode_cursor",
+    "decode_keyset",
+    "decode_offset",
+    "encode_cursor",
+    "invalid_cursor",
+]
+
+MAX_OFFSET = 2**31 - 1  # the largest an INTEGER column (and OFFSET on every backend) takes
+MAX_ID_CHARS = 64
 
 
 def encode_cursor(data: dict[str, Any]) -> str:
@@ -23,17 +39,50 @@ def decode_cursor(token: str, *, keys: tuple[str, ...]) -> dict[str, Any]:
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         data = json.loads(raw)
-    except (binascii.Error, ValueError):
+    except (binascii.Error, ValueError, RecursionError):
         data = None
     if not isinstance(data, dict) or set(data) != set(keys):
         raise invalid_cursor(token)
     return data
 
 
-def invalid_cursor(token: str) -> Problem:
+def decode_offset(token: str) -> int:
+    """The offset of a ``{"offset": n}`` cursor: an integer in [0, MAX_OFFSET]."""
+    offset = decode_cursor(token, keys=("offset",))["offset"]
+    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= MAX_OFFSET:
+        raise invalid_cursor(
+            token, why=f"its offset {clip(offset)} is not an integer in [0, {MAX_OFFSET}]"
+        )
+    return offset
+
+
+def decode_keyset(token: str) -> tuple[datetime, str]:
+    """(created_at in UTC, id) of a ``{"created_at": ..., "id": ...}`` cursor."""
+    data = decode_cursor(token, keys=("created_at", "id"))
+    created, key = data["created_at"], data["id"]
+    try:
+        when = datetime.fromisoformat(created) if isinstance(created, str) else None
+        when = when.astimezone(UTC) if when is not None and when.tzinfo is not None else None
+    except (ValueError, OverflowError):
+        when = None
+    if when is None:
+        raise invalid_cursor(
+            token,
+            why=f"its created_at {clip(created)} is not an ISO 8601 "
+            "time with a UTC offset within years 1 to 9999",
+        )
+    if not isinstance(key, str) or len(key) > MAX_ID_CHARS or "\x00" in key:
+        raise invalid_cursor(token, why=f"its id {clip(key)} is not a job id")
+    return when, key
+
+
+def invalid_cursor(token: str, *, why: str = "") -> Problem:
     """422 invalid-cursor for ``token``."""
+    reason = f" ({why})" if why else ""
     return Problem(
         "invalid-cursor",
         status=422,
-        detail=f"cursor: got {token!r}; pass the next_cursor of the previous page unchanged",
+        detail=f"cursor: got {clip(token)}{reason}; pass the next_cursor of the previous page "
+        "unchanged",
+        path="query.cursor",
     )

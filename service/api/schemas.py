@@ -10,7 +10,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, field_validator
+
+from search.config import DIRECTIONS, SAMPLERS
+from search.training.config import MAX_SEED
+from service.api.space_schema import SpaceSchema, TrainSchema
 
 __all__ = [
     "HypervolumePoint",
@@ -19,6 +23,7 @@ __all__ = [
     "JobsPublic",
     "ParetoMemberPublic",
     "ParetoPublic",
+    "ProblemPublic",
     "TrialCounts",
     "TrialPublic",
     "TrialsPublic",
@@ -27,35 +32,78 @@ __all__ = [
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 TrialState = Literal["running", "complete", "failed", "stopped", "stopped_early", "duplicate",
                      "refused"]
-PositiveInt = Annotated[int, Field(strict=True, ge=1)]
 MAX_GPUS_PER_TRIAL = 64  # more than any one node holds: such a trial could never be placed
 MAX_CPUS_PER_TRIAL = 1024
 DEFAULT_GPUS_PER_TRIAL = 0.0
 DEFAULT_CPUS_PER_TRIAL = 1.0
+MAX_COUNT = 2**31 - 1
+
+
+def _json_object(value: Any) -> dict[str, Any]:
+    """Any JSON object, as sent: search.space.parse_space validates it (the one validation)."""
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _documented_as(model: type[BaseModel]) -> Any:
+    return PlainValidator(_json_object, json_schema_input_type=model)
+
+
+PositiveInt = Annotated[int, Field(strict=True, ge=1, le=MAX_COUNT)]
+SpaceJSON = Annotated[dict[str, Any], _documented_as(SpaceSchema)]
+TrainJSON = Annotated[dict[str, Any], _documented_as(TrainSchema)]
 
 
 class JobCreate(BaseModel):
     """POST /jobs: only ``dataset`` is required; ``{"dataset": "digits", "n_trials": 4}``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"dataset": "digits", "n_trials": 4},
+                {
+                    "dataset": "digits",
+                    "n_trials": 40,
+                    "objectives": ["accuracy", "params"],
+                    "sampler": "tpe",
+                    "seed": 7,
+                    "parallelism": 2,
+                    "space": {"depth": [1, 2], "kinds": ["full", "bilinear", "lowrank"]},
+                    "train": {"epochs": 5},
+                },
+            ]
+        },
+    )
 
-    dataset: str = Field(description="A built-in (digits) or operator-registered dataset name.")
-    space: dict[str, Any] | None = Field(
+    dataset: str = Field(
+        max_length=100, description="A built-in (digits) or operator-registered dataset name."
+    )
+    space: SpaceJSON | None = Field(
         default=None, description="Search space (search.space JSON); default: the default space."
     )
-    objectives: list[str] | None = Field(
-        default=None, description='["accuracy", "params"] (default) or with "macs".'
+    objectives: list[Annotated[str, Field(json_schema_extra={"enum": list(DIRECTIONS)})]] | None = (
+        Field(
+            default=None,
+            max_length=3,
+            description='["accuracy", "params"] (default) or with "macs".',
+        )
     )
     n_trials: PositiveInt | None = Field(default=None, description="Trials to run (default 40).")
-    sampler: str | None = Field(default=None, description="tpe (default), nsga2 or random.")
-    seed: Annotated[int, Field(strict=True, ge=0)] | None = None
-    max_params: PositiveInt | None = Field(
+    sampler: Annotated[str, Field(json_schema_extra={"enum": list(SAMPLERS)})] | None = Field(
+        default=None, description="tpe (default), nsga2 or random."
+    )
+    seed: Annotated[int, Field(strict=True, ge=0, le=MAX_SEED)] | None = Field(
+        default=None, description="Makes the sampler's choices reproducible."
+    )
+    max_params: Annotated[int, Field(strict=True, ge=1, le=2**63 - 1)] | None = Field(
         default=None, description="Constraint: larger architectures never reach the front."
     )
     parallelism: PositiveInt | None = Field(
         default=None, description="Trials of this job run at once (default min(n_trials, 4))."
     )
-    train: dict[str, Any] | None = Field(
+    train: TrainJSON | None = Field(
         default=None, description="Overrides of the space's training budget (epochs, lr, ...)."
     )
     gpus_per_trial: Annotated[float, Field(ge=0, le=MAX_GPUS_PER_TRIAL)] | None = Field(
@@ -195,3 +243,34 @@ class ParetoPublic(BaseModel):
     hypervolume: float | None
     members: list[ParetoMemberPublic]
     history: list[HypervolumePoint]
+
+
+class ProblemPublic(BaseModel):
+    """An error (RFC 9457 problem+json): a stable ``type`` per kind of error, the ``detail``
+    names the field, the value and the fix; some kinds add members (``path``, ``allowed``,
+    ``limit``, ``setting``, ``errors``)."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "https://paretonas.dev/problems/limit-exceeded",
+                    "title": "Limit exceeded",
+                    "status": 422,
+                    "detail": "train.epochs: got 100000; this service allows at most 500 per "
+                    "trial (operators raise PARETONAS_LIMITS__MAX_EPOCHS)",
+                    "instance": "/api/v1/jobs",
+                    "path": "train.epochs",
+                    "limit": 500,
+                    "setting": "PARETONAS_LIMITS__MAX_EPOCHS",
+                }
+            ]
+        },
+    )
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None

@@ -24,20 +24,33 @@ SQLITE_BUSY_MS = 30_000
 _IMMEDIATE = "paretonas_sqlite_immediate"
 
 
-def make_engine(url: str, *, pool_size: int = 5, sqlite_immediate: bool = False) -> Engine:
+def make_engine(
+    url: str,
+    *,
+    pool_size: int = 5,
+    max_overflow: int = 5,
+    pool_timeout: float = 30.0,
+    sqlite_immediate: bool = False,
+) -> Engine:
     """An engine for ``url``; creates the parent directory of a SQLite file.
 
+    ``pool_size`` + ``max_overflow`` connections at most, a checkout waits ``pool_timeout``
+    seconds for one (then SQLAlchemy's TimeoutError: the API answers 503 with Retry-After).
     ``sqlite_immediate``: every transaction on SQLite begins IMMEDIATE (the workers' engine),
     not only those of ``write_session``.
     """
     parsed = make_url(url)
+    pool = {"pool_size": pool_size, "max_overflow": max_overflow, "pool_timeout": pool_timeout}
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_MS / 1000})
+        memory = not parsed.database or parsed.database == ":memory:"
+        if not memory:
+            Path(parsed.database or "").parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url, connect_args={"timeout": SQLITE_BUSY_MS / 1000}, **({} if memory else pool)
+        )
         _configure_sqlite(engine, always_immediate=sqlite_immediate)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=5)
+    return create_engine(url, pool_pre_ping=True, **pool)
 
 
 def _configure_sqlite(engine: Engine, *, always_immediate: bool) -> None:

@@ -8,6 +8,12 @@ The choice and the insert happen in one transaction that holds the job: ``SELECT
 SKIP LOCKED`` on PostgreSQL (a worker never waits on a job another worker is claiming from; it
 takes the next one), ``BEGIN IMMEDIATE`` on SQLite (one writer at a time). So two workers never
 push a job past its parallelism or its budget.
+
+Fair across owners: among the jobs with room, the one whose OWNER has the fewest trials running
+(over all that owner's jobs) goes first, then the oldest. One owner's long or wide job therefore
+cannot hold every worker while another owner's job waits: the next free worker serves the owner
+with less running. (FOR UPDATE SKIP LOCKED locks only the chosen job row; the count per owner is
+read, not locked.)
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Row, Select, func, insert, select, update
+from sqlalchemy.orm import aliased
 
 from search import engine as search_engine
 from search.engine import TrialTicket
@@ -47,7 +54,8 @@ class Claim:
 
 
 def claim_next(ctx: WorkerContext, *, fits: ColumnElement[bool] | None = None) -> Claim | None:
-    """Claim one trial from the oldest job with room; None when no job has room.
+    """Claim one trial from the job with room (and that ``fits``) whose owner runs the fewest
+    trials (then the oldest); None when no job has room.
 
     ``fits``: a further condition on the job row (the Ray driver: its per-trial resources fit the
     cluster's free ones). The job's config, study and dataset are prepared before the job is
@@ -113,7 +121,15 @@ def _prepare(
 def _job_with_room(
     *, lock: bool = False, fits: ColumnElement[bool] | None = None
 ) -> Select[*tuple[Any, ...]]:
-    """The oldest job with room (and that ``fits``); ``lock``: FOR UPDATE SKIP LOCKED (Postgres)."""
+    """The job with room (and that ``fits``) whose owner runs the fewest trials, oldest first
+    among equals; ``lock``: FOR UPDATE SKIP LOCKED (PostgreSQL)."""
+    other = aliased(Job)
+    owner_running = (
+        select(func.coalesce(func.sum(other.n_running), 0))
+        .where(other.owner_id == Job.owner_id, other.status == "running")
+        .correlate(Job)
+        .scalar_subquery()
+    )
     query = (
         select(
             Job.id,
@@ -130,7 +146,7 @@ def _job_with_room(
             Job.n_running + Job.n_complete + Job.n_stopped_early < Job.n_trials,
             Job.n_running < Job.parallelism,
         )
-        .order_by(Job.created_at, Job.id)
+        .order_by(owner_running, Job.created_at, Job.id)
         .limit(1)
     )
     if fits is not None:

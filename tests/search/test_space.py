@@ -46,7 +46,7 @@ DIGITS = {"input_shape": (1, 8, 8), "num_classes": 10}
         ({"backbone": "cnn", "convs": [{"kernel_size": 4}]},
          "convs[0].kernel_size: got 4; must be odd ('same' padding)"),
         ({"backbone": "cnn"}, "convs: got none; a cnn backbone needs at least one convolution"),
-        ({"train": {"epochs": 0}}, "train.epochs: got 0; must be an integer >= 1"),
+        ({"train": {"epochs": 0}}, "train.epochs: got 0; must be an integer in [1, 2147483647]"),
         ({"layers": [{}, {}, {}]},
          "layers: got 3 overrides for at most 2 layers (the largest depth); remove the extra "
          "entries"),

@@ -28,9 +28,11 @@ def test_missing_fields_take_defaults() -> None:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"epochs": 0}, "train.epochs: got 0; must be an integer >= 1"),
-        ({"batch_size": 8.0}, "train.batch_size: got 8.0; must be an integer >= 1"),
-        ({"finetune_epochs": True}, "train.finetune_epochs: got True; must be an integer >= 0"),
+        ({"epochs": 0}, "train.epochs: got 0; must be an integer in [1, 2147483647]"),
+        ({"batch_size": 8.0},
+         "train.batch_size: got 8.0; must be an integer in [1, 2147483647]"),
+        ({"finetune_epochs": True},
+         "train.finetune_epochs: got True; must be an integer in [0, 2147483647]"),
         ({"lr": 0}, "train.lr: got 0; must be a number > 0.0"),
         ({"lr": float("nan")}, "train.lr: got nan; must be a number > 0.0"),
         ({"weight_decay": -1e-3}, "train.weight_decay: got -0.001; must be a number >= 0.0"),
@@ -50,5 +52,6 @@ def test_errors_name_the_field_the_value_and_the_fix(data: dict[str, object], me
 
 
 def test_direct_construction_is_validated_too() -> None:
-    with pytest.raises(SpaceError, match=r"^seed: got -1; must be an integer >= 0$"):
+    with pytest.raises(SpaceError,
+                       match=r"^seed: got -1; must be an integer in \[0, 4294967295\]$"):
         TrainConfig(seed=-1)

@@ -283,3 +283,18 @@ def test_a_complete_trial_stores_its_preprocessing(service_db: ServiceDB) -> Non
             Trial.job_id == job_id, Trial.number == claim.number)).scalar_one()
     assert stored == stats
     ctx.engine.dispose()
+
+
+def test_claims_are_fair_across_owners(service_db: ServiceDB) -> None:
+    """Owner A's two jobs are older than owner B's, and A's first job alone has room for every
+    claim; still the claims alternate between owners (strictly oldest first gave A all four)."""
+    a_first = create_job(service_db, n_trials=10, parallelism=4)
+    a_second = create_job(service_db, n_trials=10, parallelism=4)
+    b_only = create_job(service_db, n_trials=10, parallelism=4)
+    with service_db.engine.begin() as connection:
+        owner_a = connection.execute(select(Job.owner_id).where(Job.id == a_first)).scalar_one()
+        connection.execute(update(Job).where(Job.id == a_second).values(owner_id=owner_a))
+    ctx = _context(service_db)
+    claimed = [_claim(ctx).job.job_id for _ in range(4)]
+    ctx.engine.dispose()
+    assert claimed == [a_first, b_only, a_first, b_only]

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 from sqlalchemy.exc import SQLAlchemyError
 
 from service.api.deps import EngineDep
+from service.api.openapi import problems
 from service.api.problems import Problem
 from service.db.migrations import current_revision, head_revision
 
@@ -20,7 +21,7 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses={503: {"description": "Database unreachable or not migrated"}})
+@router.get("/readyz", responses=problems(503))
 def readyz(engine: EngineDep) -> dict[str, str]:
     """The database answers and its migrations are at head; 503 not-ready otherwise."""
     head = head_revision()

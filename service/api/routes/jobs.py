@@ -7,7 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request, Response
 
 from service.api import jobs
-from service.api.deps import EngineDep, JobDep, OwnerDep, SessionDep, SettingsDep
+from service.api.deps import EngineDep, JobDep, OwnerDep, SessionDep, SettingsDep, release
+from service.api.openapi import problems
 from service.api.schemas import JobCreate, JobPublic, JobsPublic, JobStatus
 
 __all__ = ["router"]
@@ -18,7 +19,11 @@ router = APIRouter(prefix="/jobs", tags=["jobs"])
 @router.post(
     "",
     status_code=202,
-    responses={200: {"model": JobPublic, "description": "Replay of an Idempotency-Key"}},
+    responses={
+        200: {"model": JobPublic, "description": "Replay of an Idempotency-Key"},
+        202: {"description": "Queued; Location names the job"},
+        **problems(409, 429),
+    },
 )
 def submit_job(
     body: JobCreate,
@@ -44,7 +49,7 @@ def list_jobs(
     owner: OwnerDep,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: str | None = None,
+    cursor: Annotated[str | None, Query(max_length=1024)] = None,
     status: JobStatus | None = None,
 ) -> JobsPublic:
     """Your jobs, newest first; follow ``next_cursor`` for the next page."""
@@ -54,16 +59,26 @@ def list_jobs(
     return JobsPublic(data=[jobs.job_public(row) for row in rows], next_cursor=next_cursor)
 
 
-@router.get("/{job_id}", name="get_job")
+@router.get("/{job_id}", name="get_job", responses=problems(404))
 def get_job(job: JobDep) -> JobPublic:
     """A job: status, trial counts, front size, hypervolume, timestamps, error."""
     return jobs.job_public(job)
 
 
-@router.post("/{job_id}:cancel", responses={200: {"model": JobPublic}})
-def cancel_job(job: JobDep, engine: EngineDep, response: Response) -> JobPublic:
+@router.post(
+    "/{job_id}:cancel",
+    responses={
+        200: {"model": JobPublic, "description": "Cancelled (it was queued)"},
+        202: {"model": JobPublic, "description": "Cancel requested (it is running)"},
+        **problems(404, 409),
+    },
+)
+def cancel_job(
+    job: JobDep, session: SessionDep, engine: EngineDep, response: Response
+) -> JobPublic:
     """queued: cancelled now (200); running: cancel requested, workers stop within an epoch
     (202); finished: 409."""
+    release(session)  # one connection at a time: the read's goes back before the write's
     cancelled = jobs.cancel_job(engine, job_id=job.id)
     response.status_code = 200 if cancelled.status == "cancelled" else 202
     return jobs.job_public(cancelled)

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.api.deps import JobDep, SessionDep
 from service.api.model_formats import MEDIA_TYPE, check_format, model_bytes
-from service.api.pagination import decode_cursor, encode_cursor
+from service.api.openapi import problems
+from service.api.pagination import MAX_OFFSET, decode_offset, encode_cursor
 from service.api.problems import Problem
 from service.api.result_schemas import HistoryMode
 from service.api.results import pareto_public, trial_public
 from service.api.schemas import ParetoPublic, TrialsPublic, TrialState
 from service.db.tables import ParetoMember, Trial, TrialWeights
 
-__all__ = ["SORTS", "router"]
+__all__ = ["MAX_TRIAL_NUMBER", "SORTS", "router"]
+
+MAX_TRIAL_NUMBER = 2**31 - 1  # trials.number is an INTEGER column
 
 router = APIRouter(prefix="/jobs/{job_id}", tags=["results"])
 
@@ -32,14 +35,14 @@ _SORT_COLUMNS = {
 SORTS = tuple(f"{sign}{name}" for name in _SORT_COLUMNS for sign in ("", "-"))
 
 
-@router.get("/trials")
+@router.get("/trials", responses=problems(404))
 def list_trials(
     job: JobDep,
     session: SessionDep,
-    sort: str = "number",
+    sort: Annotated[str, Query(json_schema_extra={"enum": list(SORTS)})] = "number",
     state: TrialState | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    cursor: str | None = None,
+    cursor: Annotated[str | None, Query(max_length=1024)] = None,
 ) -> TrialsPublic:
     """The job's trials, ``limit`` at a time, sorted by ``sort`` (``-`` descending; trials
     without the value last, ties by number)."""
@@ -52,18 +55,19 @@ def list_trials(
         )
     column = _SORT_COLUMNS[sort.lstrip("-")]
     order = (column.desc() if sort.startswith("-") else column.asc()).nulls_last()
-    offset = int(decode_cursor(cursor, keys=("offset",))["offset"]) if cursor else 0
+    offset = decode_offset(cursor) if cursor else 0
     query = select(Trial).where(Trial.job_id == job.id)
     if state is not None:
         query = query.where(Trial.state == state)
     rows = list(
         session.scalars(query.order_by(order, Trial.number).offset(offset).limit(limit + 1))
     )
-    next_cursor = encode_cursor({"offset": offset + limit}) if len(rows) > limit else None
+    more = len(rows) > limit and offset + limit <= MAX_OFFSET
+    next_cursor = encode_cursor({"offset": offset + limit}) if more else None
     return TrialsPublic(data=[trial_public(row) for row in rows[:limit]], next_cursor=next_cursor)
 
 
-@router.get("/pareto")
+@router.get("/pareto", responses=problems(404))
 def get_pareto(
     job: JobDep, session: SessionDep, request: Request, history: HistoryMode = "all"
 ) -> ParetoPublic:
@@ -77,11 +81,20 @@ def get_pareto(
     "/trials/{number}/model",
     name="get_model",
     response_class=Response,
-    responses={200: {"content": {MEDIA_TYPE: {}},
-                     "description": "safetensors (metadata: architecture, preprocess) or ONNX"}},
+    responses={
+        200: {
+            "content": {MEDIA_TYPE: {}},
+            "description": "safetensors (metadata: architecture, preprocess) or ONNX",
+        },
+        **problems(404, 409),
+    },
 )
-def get_model(job: JobDep, number: int, session: SessionDep,
-              format: str = "safetensors") -> Response:
+def get_model(
+    job: JobDep,
+    number: Annotated[int, Path(ge=0, le=MAX_TRIAL_NUMBER, description="A front member's trial.")],
+    session: SessionDep,
+    format: Annotated[str, Query(json_schema_extra={"enum": list(FORMATS)})] = "safetensors",
+) -> Response:
     """Front member ``number``'s trained model as ``format``: ``safetensors`` (the stored weights;
     metadata "architecture" = the spec, "preprocess" = the input statistics) or ``onnx`` (raw
     inputs ``x`` (batch, C, H, W) float32 -> ``logits``)."""
