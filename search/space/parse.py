@@ -44,7 +44,11 @@ def _list(path: str, value: Any) -> Sequence[Any]:
         raise SpaceError(path, f"got {value!r}; expected a non-empty list")
     if len(value) > LIMITS.max_choices:
         raise SpaceError(path, f"got {len(value)} choices; at most {LIMITS.max_choices} allowed")
-    if len(set(value)) != len(value):
+    try:
+        distinct = len(set(value))
+    except TypeError:  # a list or an object among the choices
+        raise SpaceError(path, f"got {list(value)!r}; choices are strings or numbers") from None
+    if distinct != len(value):
         raise SpaceError(path, f"got {list(value)!r}; choices must not repeat")
     return value
 

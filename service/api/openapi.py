@@ -22,6 +22,7 @@ from service.api.schemas import ProblemPublic
 __all__ = ["COMMON_API_PROBLEMS", "install_openapi", "operation_id", "problems"]
 
 _DESCRIPTIONS = {
+    400: "The body is not valid JSON",
     401: "No API key, an unknown or revoked one, or a key outside the Authorization header",
     404: "No such job among yours (or no such front member)",
     409: "Conflict with the job's state or an earlier request",
@@ -90,6 +91,8 @@ def install_openapi(app: FastAPI, *, api_prefix: str) -> None:
                     for common in COMMON_API_PROBLEMS:
                         responses[str(common)] = _problem_response(common)
                     operation.setdefault("security", [{"HTTPBearer": []}])
+                    if "requestBody" in operation:
+                        responses["400"] = _problem_response(400)
                 elif str(422) in responses and not operation.get("parameters"):
                     del responses["422"]
                 if path == f"{api_prefix}/jobs" and method == "post":

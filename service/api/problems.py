@@ -90,6 +90,7 @@ _TITLES = {
     "quota-exceeded": "Quota exceeded",
     "database-unavailable": "Database unavailable",
     "not-found": "Not found",
+    "bad-request": "Malformed request",
     "method-not-allowed": "Method not allowed",
     "http-error": "HTTP error",
 }
@@ -185,7 +186,9 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
+        slug = {400: "bad-request", 404: "not-found", 405: "method-not-allowed"}.get(
+            exc.status_code, "http-error"
+        )
         headers = dict(exc.headers or {})
         path = request.url.path
         if exc.status_code == 404:

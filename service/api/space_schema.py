@@ -78,12 +78,11 @@ class _Strict(BaseModel):
 
 
 class LayerOverrideSchema(_Strict):
-    """Per-layer replacement of the space-wide choices (by index); absent: the space's."""
+    """Per-layer replacement of the space-wide choices (by index); absent or null: the
+    space's."""
 
-    kinds: Kinds | Absent = Field(None, description="Kinds this layer may take.")
-    multipliers: Multipliers | Absent = Field(
-        None, description="Channel multipliers of this layer."
-    )
+    kinds: Kinds | None = Field(None, description="Kinds this layer may take.")
+    multipliers: Multipliers | None = Field(None, description="Channel multipliers of this layer.")
 
 
 class LowRankSchema(_Strict):
@@ -141,7 +140,9 @@ class SpaceSchema(_Strict):
     multipliers: Multipliers | Absent = Field(
         None, description="Channel multipliers of hidden layers."
     )
-    layers: Annotated[list[LayerOverrideSchema], Field(max_length=LIMITS.max_depth)] | Absent = None
+    layers: (
+        Annotated[list[LayerOverrideSchema | None], Field(max_length=LIMITS.max_depth)] | Absent
+    ) = Field(None, description="Per-layer overrides by index (null or {}: the space's choices).")
     lowrank: LowRankSchema | Absent = None
     classifier_kinds: Kinds | Absent = Field(
         None, description="Kinds of the classifier; default [full]."

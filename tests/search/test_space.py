@@ -38,6 +38,7 @@ DIGITS = {"input_shape": (1, 8, 8), "num_classes": 10}
          "multipliers[1]: got 17; a multiplier must lie in (0.0, 16.0]"),
         ({"multipliers": []}, "multipliers: got []; expected a non-empty list"),
         ({"kinds": ["full", "full"]}, "kinds: got ['full', 'full']; choices must not repeat"),
+        ({"kinds": [{"a": 1}]}, "kinds: got [{'a': 1}]; choices are strings or numbers"),
         ({"base_channels": 0}, "base_channels: got 0; must be an integer in [1, 512]"),
         ({"lowrank": {"decompositions": ["diagonal"]}},
          "lowrank.decompositions[0]: got 'diagonal'; allowed: channel, spatial"),
