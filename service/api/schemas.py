@@ -227,7 +227,8 @@ class ParetoMemberPublic(BaseModel):
 
 
 class HypervolumePoint(BaseModel):
-    """The hypervolume after ``n_complete`` complete trials."""
+    """The hypervolume after ``n_complete`` complete trials; it holds until the next point (the
+    history lists the points where it changed, and the latest)."""
 
     n_complete: int
     hypervolume: float | None
