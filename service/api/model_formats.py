@@ -25,9 +25,12 @@ _lock = threading.Lock()
 def check_format(value: str) -> str:
     """``value`` if it is one of ``FORMATS``; else a 422 invalid-format problem listing them."""
     if value not in FORMATS:
-        raise Problem("invalid-format", status=422,
-                      detail=f"format: got {clip(value)}; allowed: {', '.join(FORMATS)}",
-                      allowed=list(FORMATS))
+        raise Problem(
+            "invalid-format",
+            status=422,
+            detail=f"format: got {clip(value)}; allowed: {', '.join(FORMATS)}",
+            allowed=list(FORMATS),
+        )
     return value
 
 
@@ -49,9 +52,12 @@ def model_bytes(data: bytes, *, fmt: str, what: str) -> bytes:
             model, _ = from_safetensors(data)
             onnx = to_onnx(model)
         except SpecError as exc:
-            raise Problem("model-not-exportable", status=409,
-                          detail=f"{what}: its stored weights cannot be exported as ONNX ({exc}); "
-                          "download format=safetensors instead") from exc
+            raise Problem(
+                "model-not-exportable",
+                status=409,
+                detail=f"{what}: its stored weights cannot be exported as ONNX ({exc}); "
+                "download format=safetensors instead",
+            ) from exc
         _cache[key] = onnx
         if len(_cache) > _CACHE_SIZE:
             _cache.popitem(last=False)

@@ -186,9 +186,11 @@ class TrialPublic(BaseModel):
     choices: dict[str, Any] = Field(description="The sampled parameters (search.space names).")
     spec: dict[str, Any] | None = Field(description="The decoded (and pruned) architecture.")
     preprocess: dict[str, Any] | None = Field(
-        default=None, description="What the trained model expects of raw inputs "
+        default=None,
+        description="What the trained model expects of raw inputs "
         "(models.preprocess.Preprocess: mean, std, input_shape, input_dtype, num_classes, "
-        "dataset); the downloaded model applies it itself.")
+        "dataset); the downloaded model applies it itself.",
+    )
     val_accuracy: float | None
     test_accuracy: float | None
     params: int | None
@@ -223,7 +225,8 @@ class ParetoMemberPublic(BaseModel):
     added_at: datetime
     model_url: str
     model_urls: dict[str, str] = Field(
-        description="Download URL per format: safetensors (the stored weights) and onnx.")
+        description="Download URL per format: safetensors (the stored weights) and onnx."
+    )
 
 
 class HypervolumePoint(BaseModel):

@@ -2,6 +2,7 @@
 
     paretonas serve                              # 127.0.0.1:8000; refuses an unmigrated database
     paretonas serve --migrate --workers 1        # migrate, then API + one CPU worker process
+    paretonas serve --api-workers 2              # two API processes (uvicorn workers)
 
 ``--workers N`` starts N ``paretonas worker`` processes and stops them when the API stops
 (SIGTERM, then SIGKILL after ``--worker-grace`` seconds). The cron scheduler runs in a thread of
@@ -42,6 +43,9 @@ def serve(
     migrate: Annotated[
         bool, typer.Option("--migrate", help="Upgrade the database first (else only check).")
     ] = False,
+    api_workers: Annotated[
+        int, typer.Option(min=1, help="API processes (uvicorn workers; one per core).")
+    ] = 1,
 ) -> None:
     """Serve the API (OpenAPI at /docs); --workers N also runs N workers."""
     settings = get_settings()
@@ -57,12 +61,18 @@ def serve(
     signal.signal(signal.SIGTERM, _exit_on_signal)
     stop_scheduler = start_scheduler(settings)
     try:
-        uvicorn.run(
-            create_app(settings),
-            host=host or settings.host,
-            port=settings.port if port is None else port,
-            log_level="info",
-        )
+        bind_host, bind_port = host or settings.host, settings.port if port is None else port
+        if api_workers > 1:  # each process builds its app from the same environment
+            uvicorn.run(
+                "service.api.app:create_app",
+                factory=True,
+                workers=api_workers,
+                host=bind_host,
+                port=bind_port,
+                log_level="info",
+            )
+        else:
+            uvicorn.run(create_app(settings), host=bind_host, port=bind_port, log_level="info")
     finally:
         stop_scheduler()
         _stop(processes, grace=worker_grace)

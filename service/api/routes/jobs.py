@@ -32,10 +32,12 @@ def submit_job(
     owner: OwnerDep,
     engine: EngineDep,
     settings: SettingsDep,
+    session: SessionDep,
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> JobPublic:
     """Queue a search (202). A retry with the same Idempotency-Key and body returns the same
     job with 200; the same key with another body is 409."""
+    release(session)  # the key was looked up in it; the write takes its own connection
     job, created = jobs.create_job(
         engine, body=body, owner=owner, settings=settings, idempotency_key=idempotency_key
     )

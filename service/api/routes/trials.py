@@ -124,17 +124,23 @@ def _why_no_model(session: Session, job_id: str, number: int) -> str:
     listing = f"front members are listed by GET /api/v1/jobs/{job_id}/pareto"
     row = session.execute(
         select(Trial.state, ParetoMember.trial_number)
-        .outerjoin(ParetoMember, (ParetoMember.job_id == Trial.job_id)
-                   & (ParetoMember.trial_number == Trial.number))
+        .outerjoin(
+            ParetoMember,
+            (ParetoMember.job_id == Trial.job_id) & (ParetoMember.trial_number == Trial.number),
+        )
         .where(Trial.job_id == job_id, Trial.number == number)
         .order_by(Trial.attempt.desc())
     ).first()
     if row is None:
         return f"job {job_id} has no trial {number}; {listing}"
     if row.state != "complete":
-        return (f"trial {number} of job {job_id} is {row.state}: only complete trials on the "
-                f"Pareto front keep their weights; {listing}")
+        return (
+            f"trial {number} of job {job_id} is {row.state}: only complete trials on the "
+            f"Pareto front keep their weights; {listing}"
+        )
     if row.trial_number is None:
-        return (f"trial {number} of job {job_id} is not on the Pareto front (another trial "
-                f"dominates it), so its weights were not kept; {listing}")
+        return (
+            f"trial {number} of job {job_id} is not on the Pareto front (another trial "
+            f"dominates it), so its weights were not kept; {listing}"
+        )
     return f"trial {number} of job {job_id} is on the Pareto front but has no stored weights"
