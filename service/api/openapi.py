@@ -24,7 +24,7 @@ __all__ = ["COMMON_API_PROBLEMS", "install_openapi", "operation_id", "problems"]
 _DESCRIPTIONS = {
     400: "The body is not valid JSON",
     401: "No API key, an unknown or revoked one, or a key outside the Authorization header",
-    404: "No such job among yours (or no such front member)",
+    404: "No such job (or schedule, or front member) among yours",
     409: "Conflict with the job's state or an earlier request",
     413: "Request body larger than PARETONAS_MAX_BODY_BYTES",
     422: "Invalid request: the field, the value and what is allowed",
@@ -93,6 +93,8 @@ def install_openapi(app: FastAPI, *, api_prefix: str) -> None:
                     operation.setdefault("security", [{"HTTPBearer": []}])
                     if "requestBody" in operation:
                         responses["400"] = _problem_response(400)
+                    if "{" in path and "404" not in responses:  # an id that names nothing
+                        responses["404"] = _problem_response(404)
                 elif str(422) in responses and not operation.get("parameters"):
                     del responses["422"]
                 if path == f"{api_prefix}/jobs" and method == "post":
