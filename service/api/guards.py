@@ -31,7 +31,6 @@ SECRET_QUERY_NAMES = frozenset(
         "api_key",
         "apikey",
         "api-key",
-        "key",
         "token",
         "access_token",
         "auth",

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.api.deps import JobDep, SessionDep
-from service.api.model_formats import MEDIA_TYPE, check_format, model_bytes
+from service.api.model_formats import FORMATS, MEDIA_TYPE, check_format, model_bytes
 from service.api.openapi import problems
 from service.api.pagination import MAX_OFFSET, decode_offset, encode_cursor
 from service.api.problems import Problem
