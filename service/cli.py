@@ -4,11 +4,16 @@ Sub-command modules are imported only when that sub-command runs: `search`, `ser
 pull in torch, Optuna and scikit-learn (about 5 s of imports on a small machine), which
 `paretonas --help`, `paretonas keys list` or `paretonas db current` never need. The listing in
 `--help` comes from the one-line summaries in ``COMMANDS`` below.
+
+``main`` (the installed `paretonas` script) lets no traceback reach a user: an error no command
+handled prints one line and exits 1 (``PARETONAS_DEBUG=1`` shows the traceback instead).
 """
 
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 
 import typer
 import typer.main
@@ -78,5 +83,23 @@ def _main() -> None:
     """ParetoNAS: search for parameter-efficient networks (accuracy vs parameters)."""
 
 
+EXIT_INTERNAL = 1
+
+
+def main() -> None:
+    """Run the `paretonas` command; an unexpected error is one line on stderr and exit 1."""
+    try:
+        app()
+    except Exception as error:
+        if os.environ.get("PARETONAS_DEBUG"):
+            raise
+        text = " ".join(str(error).split()) or "(no message)"
+        if len(text) > 400:
+            text = text[:397] + "..."
+        print(f"error: {type(error).__name__}: {text} (PARETONAS_DEBUG=1 shows the traceback)",
+              file=sys.stderr)
+        sys.exit(EXIT_INTERNAL)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    main()

@@ -81,6 +81,7 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = Field(default=2.0, gt=0)
     db_retry_max_seconds: float = Field(default=60.0, ge=0)
     ray_address: str = ""  # `paretonas worker` drives this Ray cluster ("auto", head host:port)
+    trial_max_seconds: float = Field(default=21_600.0, gt=0)  # 6 h of wall time per trial
     limits: Limits = Field(default_factory=Limits)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_json_depth: int = Field(default=32, ge=4, le=256)

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.datasets import load_digits
 
 from search.datasets.types import Dataset
 
@@ -15,6 +14,8 @@ __all__ = ["load_digits_dataset"]
 
 def load_digits_dataset() -> Dataset:
     """Return ``digits`` as float32 x (1797, 1, 8, 8) with values 0..16 and int64 y (1797,)."""
+    from sklearn.datasets import load_digits  # ~1 s of imports: only when digits is loaded
+
     bunch = load_digits()
     images = np.asarray(bunch.images, dtype=np.float32)  # (1797, 8, 8)
     x = np.ascontiguousarray(images[:, None, :, :])  # (1797, 1, 8, 8)

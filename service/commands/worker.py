@@ -77,6 +77,7 @@ def worker(
         max_trial_retries=settings.max_trial_retries,
         db_retry_max_seconds=settings.db_retry_max_seconds,
         device="ray" if address else (device or "cpu"),
+        trial_max_seconds=settings.trial_max_seconds,
         datasets={name: (entry.format, entry.path) for name, entry in settings.datasets.items()},
     )
     options = WorkerOptions(

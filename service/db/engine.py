@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session
 
-__all__ = ["SQLITE_BUSY_MS", "make_engine", "read_session", "write_session"]
+__all__ = ["SQLITE_BUSY_MS", "deferred", "make_engine", "read_session", "write_session"]
 
 SQLITE_BUSY_MS = 30_000
 _IMMEDIATE = "paretonas_sqlite_immediate"
@@ -51,6 +51,12 @@ def make_engine(
         _configure_sqlite(engine, always_immediate=sqlite_immediate)
         return engine
     return create_engine(url, pool_pre_ping=True, **pool)
+
+
+def deferred(engine: Engine) -> Engine:
+    """A view of ``engine`` whose SQLite transactions begin plain (no write lock): for the cheap
+    reads a worker engine (``sqlite_immediate``) makes, e.g. the cancel check after every epoch."""
+    return engine.execution_options(**{_IMMEDIATE: False})
 
 
 def _configure_sqlite(engine: Engine, *, always_immediate: bool) -> None:

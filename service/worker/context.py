@@ -42,7 +42,8 @@ class WorkerContext:
     """One worker process: its engine, identity, lease settings and per-process caches.
 
     ``stop`` is set by SIGTERM/SIGINT: the worker stops after the current epoch and releases its
-    trial. Caches: each job's parsed config and created study (``create_study`` is idempotent but
+    trial. ``trial_max_seconds``: a trial still training after that long is failed for good.
+    Caches: each job's parsed config and created study (``create_study`` is idempotent but
     not free) and dataset splits per (dataset, seed), so a worker loads digits once, not per trial.
     """
 
@@ -53,6 +54,7 @@ class WorkerContext:
     heartbeat_seconds: float
     max_trial_retries: int
     db_retry_max_seconds: float = 30.0
+    trial_max_seconds: float | None = None
     device: str = "cpu"
     datasets: Mapping[str, tuple[str, Path]] = field(default_factory=dict)
     stop: threading.Event = field(default_factory=threading.Event)

@@ -2,8 +2,11 @@
 
 Every ``heartbeat_seconds`` the thread moves ``lease_expires_at`` to now + ``lease_seconds`` (only
 while the row is still this worker's running trial) and reads the job's ``cancel_requested`` and
-status. The training loop asks ``keep_going()`` after every epoch, so a cancel, a failed job or a
-lost lease stops training within one epoch.
+status. The training loop asks ``keep_going()`` after every epoch, which also reads the job's flag
+and status itself (one primary-key read, no write lock on SQLite), so a cancel, a failed job or a
+lost lease stops training within one epoch, not within one heartbeat. ``keep_going()`` also
+enforces the per-trial wall-time limit (``trial_max_seconds``): past it, training stops and
+``timed_out`` is set (the worker fails the trial for good).
 
 The same transaction writes the learning-curve epochs finished since the last renewal
 (``note_epoch`` collects them; ``trial_epochs``): a curve costs no commit of its own, and what is
@@ -25,6 +28,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from service.db.engine import deferred
 from service.db.tables import Job, Trial, TrialEpoch
 from service.worker.backoff import is_transient
 from service.worker.context import WorkerContext
@@ -78,8 +82,11 @@ class Heartbeat(threading.Thread):
         self._epochs_lock = threading.Lock()
         self.lease_lost = threading.Event()
         self.cancelled = threading.Event()
+        self.timed_out = threading.Event()
         self._closed = threading.Event()
         self._renewed_at = time.monotonic()
+        self._started_at = time.monotonic()
+        self._reader = deferred(ctx.engine)
 
     def __enter__(self) -> Heartbeat:
         self.start()
@@ -106,9 +113,42 @@ class Heartbeat(threading.Thread):
             return list(self._epochs)
 
     def keep_going(self) -> bool:
-        """False once the worker stops, the job is cancelled or ended, or the lease is lost."""
+        """False once the worker stops, the job is cancelled or ended, the lease is lost or the
+        trial ran past ``trial_max_seconds``. Called after every epoch."""
         self._check_local_expiry()
-        return not (self.ctx.stop.is_set() or self.cancelled.is_set() or self.lease_lost.is_set())
+        self._check_job()
+        limit = self.ctx.trial_max_seconds
+        if limit is not None and time.monotonic() - self._started_at > limit:
+            if not self.timed_out.is_set():
+                log.warning("trial row %d: past the wall-time limit of %g s", self.trial_id, limit)
+            self.timed_out.set()
+        return not (
+            self.ctx.stop.is_set()
+            or self.cancelled.is_set()
+            or self.lease_lost.is_set()
+            or self.timed_out.is_set()
+        )
+
+    def elapsed(self) -> float:
+        """Seconds since the trial started under this heartbeat."""
+        return time.monotonic() - self._started_at
+
+    def _check_job(self) -> None:
+        """Read the job's cancel flag and status now (a lost database: keep training)."""
+        if self.cancelled.is_set():
+            return
+        try:
+            with self._reader.connect() as connection:
+                job = connection.execute(
+                    select(Job.status, Job.cancel_requested).where(Job.id == self.job_id)
+                ).one()
+                connection.rollback()
+        except Exception as error:
+            if not is_transient(error):
+                raise
+            return  # the heartbeat logs a lost database and watches the lease
+        if job.cancel_requested or job.status not in ("queued", "running"):
+            self.cancelled.set()
 
     def run(self) -> None:
         while not self._closed.wait(self.ctx.heartbeat_seconds):

@@ -33,6 +33,7 @@ from service.worker.recovery import (
     lock_job,
     reap_expired,
     settle_cancelled,
+    timed_out_reason,
 )
 
 __all__ = ["Worker", "WorkerOptions"]
@@ -169,6 +170,12 @@ class Worker:
             self._fail(claim, reason=reason, always_retry=False)
         elif outcome.state in ("complete", "stopped_early"):
             self._record(claim, outcome, epochs=heartbeat.unwritten())
+        elif heartbeat.timed_out.is_set() and not heartbeat.cancelled.is_set():
+            limit = self.ctx.trial_max_seconds or 0.0
+            reason = timed_out_reason(
+                limit=limit, seconds=heartbeat.elapsed(), epochs=epoch
+            )
+            self._fail(claim, reason=reason, always_retry=False, never_retry=True)
         elif heartbeat.cancelled.is_set():
             self._retry(
                 lambda: search_engine.tell(ref=job.ref, outcome=outcome),
@@ -242,7 +249,9 @@ class Worker:
             recorded.job_status,
         )
 
-    def _fail(self, claim: Claim, *, reason: str, always_retry: bool) -> None:
+    def _fail(
+        self, claim: Claim, *, reason: str, always_retry: bool, never_retry: bool = False
+    ) -> None:
         lost = LostTrial(
             trial_id=claim.trial_id,
             job_id=claim.job.job_id,
@@ -260,6 +269,7 @@ class Worker:
                     ref=claim.job.ref,
                     trial=lost,
                     always_retry=always_retry,
+                    never_retry=never_retry,
                 )
 
         self._retry(step, what="releasing a trial", stop=self._never)

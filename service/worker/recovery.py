@@ -8,6 +8,9 @@
   names the trial and its attempts.
 - A trial released on SIGTERM is retried at once, whatever its attempt: a deploy is not the trial's
   fault, and nothing waits for the lease to expire.
+- A trial stopped by the per-trial wall-time limit is failed and never retried (the same
+  parameters would only run out of time again); the job goes on with new trials, unless more than
+  ``max_trial_retries`` of its trials ran out of time, which fails the job.
 
 Optuna is told first, then the service transaction commits: if the commit is lost, the next reaper
 finds the same expired row again (the worst case is one extra enqueued copy of the parameters, run
@@ -22,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, select, update
+from sqlalchemy import Connection, Row, func, select, update
 
 from search import engine as search_engine
 from search.engine import StudyRef
@@ -38,6 +41,7 @@ __all__ = [
     "match_retry",
     "reap_expired",
     "settle_cancelled",
+    "timed_out_reason",
 ]
 
 log = logging.getLogger("paretonas.worker")
@@ -130,10 +134,12 @@ def fail_and_retry(
     ref: StudyRef,
     trial: LostTrial,
     always_retry: bool,
+    never_retry: bool = False,
 ) -> bool:
     """Mark ``trial`` failed (only if it is still running) and retry it or fail its job.
 
-    Call with the job row locked. Returns False when the row was no longer running (someone else
+    ``never_retry``: a trial out of wall time, failed for good (see the module docstring). Call
+    with the job row locked. Returns False when the row was no longer running (someone else
     already handled it), True otherwise.
     """
     now = utcnow()
@@ -150,6 +156,9 @@ def fail_and_retry(
         .values(n_running=Job.n_running - 1, n_failed=Job.n_failed + 1, updated_at=now)
     )
     search_engine.fail(ref=ref, number=trial.number, reason=trial.reason)
+    if never_retry:
+        _fail_job_after_timeouts(connection, ctx=ctx, trial=trial, now=now)
+        return True
     if always_retry or trial.attempt < ctx.max_trial_retries:
         search_engine.retry(ref=ref, number=trial.number)
         log.warning(
@@ -174,6 +183,41 @@ def fail_and_retry(
     )
     log.error("job %s failed: %s", trial.job_id, message)
     return True
+
+
+TIMED_OUT = "exceeded the per-trial wall-time limit"
+
+
+def timed_out_reason(*, limit: float, seconds: float, epochs: str) -> str:
+    """The error a trial stopped by the wall-time limit is failed with."""
+    return (
+        f"{TIMED_OUT} of {limit:g} s (PARETONAS_TRIAL_MAX_SECONDS): stopped after {seconds:.1f} s "
+        f"at epoch {epochs}; not retried"
+    )
+
+
+def _fail_job_after_timeouts(
+    connection: Connection, *, ctx: WorkerContext, trial: LostTrial, now: datetime
+) -> None:
+    timed_out = connection.execute(
+        select(func.count())
+        .select_from(Trial)
+        .where(Trial.job_id == trial.job_id, Trial.error.startswith(TIMED_OUT))
+    ).scalar_one()
+    log.warning("job %s trial %d failed: %s", trial.job_id, trial.number, trial.reason)
+    if timed_out <= ctx.max_trial_retries:
+        return
+    message = (
+        f"{timed_out} trials {TIMED_OUT} (more than max_trial_retries={ctx.max_trial_retries}); "
+        "give the trials a smaller budget (train.epochs, batch size, space) or raise "
+        "PARETONAS_TRIAL_MAX_SECONDS, then submit the search again"
+    )
+    connection.execute(
+        update(Job)
+        .where(Job.id == trial.job_id, Job.status.in_(("queued", "running")))
+        .values(status="failed", error=message, finished_at=now, updated_at=now)
+    )
+    log.error("job %s failed: %s", trial.job_id, message)
 
 
 def _attempt_chain(connection: Connection, *, job_id: str, number: int) -> list[int]:
