@@ -28,6 +28,8 @@ from typing import Literal
 from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service.logs import LogFormat
+
 __all__ = ["BUILTIN_DATASETS", "DatasetEntry", "Limits", "Settings", "get_settings"]
 
 BUILTIN_DATASETS = ("digits",)
@@ -82,6 +84,9 @@ class Settings(BaseSettings):
     db_retry_max_seconds: float = Field(default=60.0, ge=0)
     ray_address: str = ""  # `paretonas worker` drives this Ray cluster ("auto", head host:port)
     trial_max_seconds: float = Field(default=21_600.0, gt=0)  # 6 h of wall time per trial
+    worker_stale_seconds: float = Field(default=60.0, gt=0)  # not seen for longer: not live
+    log_format: LogFormat = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     limits: Limits = Field(default_factory=Limits)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_json_depth: int = Field(default=32, ge=4, le=256)
@@ -114,6 +119,12 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"limits.min_lr must be below limits.max_lr; got {self.limits.min_lr} and "
                 f"{self.limits.max_lr}: set PARETONAS_LIMITS__MIN_LR / __MAX_LR"
+            )
+        if self.worker_stale_seconds <= self.heartbeat_seconds:
+            raise ValueError(
+                f"worker_stale_seconds must be above heartbeat_seconds; got worker_stale_seconds="
+                f"{self.worker_stale_seconds}, heartbeat_seconds={self.heartbeat_seconds}: set "
+                "PARETONAS_WORKER_STALE_SECONDS to a few heartbeats"
             )
         clash = sorted(set(self.datasets) & set(BUILTIN_DATASETS))
         if clash:

@@ -18,9 +18,10 @@ from fastapi_offline import FastAPIOffline
 
 from service.api.access_log import install_access_log_redaction
 from service.api.guards import RequestGuard
+from service.api.metrics import HttpMetrics, make_registry
 from service.api.openapi import install_openapi, operation_id
 from service.api.problems import install_problem_handlers
-from service.api.routes import details, export, health, jobs, schedules, trials
+from service.api.routes import details, export, health, jobs, metrics, schedules, trials
 from service.dashboard.install import install_dashboard
 from service.db.engine import make_engine
 from service.settings import Settings, get_settings
@@ -61,8 +62,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.retry_after_seconds = settings.retry_after_seconds
+    rendered, http_registry = make_registry(
+        engine, stale_after_seconds=settings.worker_stale_seconds
+    )
+    app.state.metrics_registry = rendered
+    app.add_middleware(HttpMetrics, registry=http_registry)
     install_problem_handlers(app)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(jobs.router, prefix=API_PREFIX)
     app.include_router(trials.router, prefix=API_PREFIX)
     app.include_router(schedules.router, prefix=API_PREFIX)

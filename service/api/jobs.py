@@ -214,9 +214,10 @@ def cancel_job(engine: Engine, *, job_id: str) -> Job:
         return job
 
 
-def job_public(job: Job) -> JobPublic:
-    """The API's view of a job row."""
+def job_public(job: Job, *, warning: str | None = None) -> JobPublic:
+    """The API's view of a job row; ``warning`` (no live worker) only on an active job."""
     return JobPublic(
+        warning=warning if job.status in ("queued", "running") else None,
         id=job.id,
         status=job.status,  # type: ignore[arg-type]
         dataset=job.dataset,

@@ -167,6 +167,11 @@ class JobPublic(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     updated_at: datetime
+    warning: str | None = Field(
+        default=None,
+        description="set on a queued or running job while no worker is live: "
+        '"no worker has been seen for N s; ..." (null otherwise)',
+    )
 
 
 class JobsPublic(BaseModel):

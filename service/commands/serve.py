@@ -26,6 +26,7 @@ from service.api.app import create_app
 from service.commands.migrated import check_migrated
 from service.db import migrations
 from service.db.engine import make_engine
+from service.logs import configure_logging
 from service.scheduler.loop import Scheduler
 from service.settings import Settings, get_settings
 
@@ -49,6 +50,8 @@ def serve(
 ) -> None:
     """Serve the API (OpenAPI at /docs); --workers N also runs N workers."""
     settings = get_settings()
+    if settings.log_format == "json":  # uvicorn's own lines then go through the same handler
+        configure_logging("json", level=settings.log_level)
     if migrate:
         migrations.upgrade(settings.database_url)
     check_migrated(settings.database_url)
@@ -61,6 +64,7 @@ def serve(
     signal.signal(signal.SIGTERM, _exit_on_signal)
     stop_scheduler = start_scheduler(settings)
     try:
+        log_config = None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG
         bind_host, bind_port = host or settings.host, settings.port if port is None else port
         if api_workers > 1:  # each process builds its app from the same environment
             uvicorn.run(
@@ -69,10 +73,12 @@ def serve(
                 workers=api_workers,
                 host=bind_host,
                 port=bind_port,
-                log_level="info",
+                log_level=settings.log_level.lower(),
+                log_config=log_config,
             )
         else:
-            uvicorn.run(create_app(settings), host=bind_host, port=bind_port, log_level="info")
+            uvicorn.run(create_app(settings), host=bind_host, port=bind_port,
+                        log_level=settings.log_level.lower(), log_config=log_config)
     finally:
         stop_scheduler()
         _stop(processes, grace=worker_grace)

@@ -11,12 +11,12 @@ PARETONAS_HEARTBEAT_SECONDS; the Ray cluster from --ray or PARETONAS_RAY_ADDRESS
 
 from __future__ import annotations
 
-import logging
 from typing import Annotated
 
 import typer
 
 from search.heap import retain_freed_memory
+from service.logs import configure_logging, set_worker_id
 from service.settings import Settings, get_settings
 from service.worker.context import WorkerContext, new_worker_id
 from service.worker.database import worker_engine
@@ -54,10 +54,8 @@ def worker(
 ) -> None:
     """Claim trials of queued searches, train them on DEVICE (or on a Ray cluster) and record
     them; SIGTERM stops."""
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     settings = get_settings()
+    configure_logging(settings.log_format, level=settings.log_level)
     address = ray_address if ray_address is not None else settings.ray_address
     if address:
         _check_ray_options(device=device, once=once)
@@ -66,11 +64,13 @@ def worker(
         device = device or "cpu"
         _check_device(device)
         retain_freed_memory()  # this process trains: keep freed tensor memory (search/heap.py)
+    worker_id = new_worker_id()
+    set_worker_id(worker_id)
     ctx = WorkerContext(
         engine=worker_engine(
-            settings.database_url, pool_size=RAY_POOL_SIZE if address else 3
+            settings.database_url, pool_size=RAY_POOL_SIZE if address else 4
         ),
-        worker_id=new_worker_id(),
+        worker_id=worker_id,
         optuna_storage=settings.optuna_storage,
         lease_seconds=settings.lease_seconds,
         heartbeat_seconds=settings.heartbeat_seconds,

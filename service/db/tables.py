@@ -1,5 +1,6 @@
 """The service's tables (SQLAlchemy 2 declarative): API keys, jobs, trials, fronts, weights,
-cron schedules and their runs, per-epoch learning curves and the dashboard's sign-in sessions.
+cron schedules and their runs, per-epoch learning curves, the dashboard's sign-in sessions and
+the workers' heartbeats.
 
 Column names are the contract between the API and the workers (see docs/INTERFACES.md). Named
 "tables" so they are never confused with the PyTorch ``models/`` package. Timestamps are
@@ -47,6 +48,7 @@ __all__ = [
     "Trial",
     "TrialEpoch",
     "TrialWeights",
+    "Worker",
 ]
 
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
@@ -290,3 +292,20 @@ class DashboardSession(Base):
     csrf_token: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+class Worker(Base):
+    """A worker process and its heartbeat: ``last_seen_at`` is renewed every heartbeat_seconds.
+
+    ``job_id``/``trial_number``: what it runs now (None: idle). ``stopped_at``: it exited cleanly.
+    """
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)  # host:pid:random
+    hostname: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    device: Mapped[str] = mapped_column(String(32))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    job_id: Mapped[str | None] = mapped_column(String(30), nullable=True)
+    trial_number: Mapped[int | None] = mapped_column(Integer, nullable=True)

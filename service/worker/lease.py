@@ -19,6 +19,7 @@ the trial has been (or will be) failed and retried elsewhere.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time
@@ -87,6 +88,7 @@ class Heartbeat(threading.Thread):
         self._renewed_at = time.monotonic()
         self._started_at = time.monotonic()
         self._reader = deferred(ctx.engine)
+        self._log_context = contextvars.copy_context()  # the trial's job and number
 
     def __enter__(self) -> Heartbeat:
         self.start()
@@ -151,6 +153,9 @@ class Heartbeat(threading.Thread):
             self.cancelled.set()
 
     def run(self) -> None:
+        self._log_context.run(self._beat_until_closed)
+
+    def _beat_until_closed(self) -> None:
         while not self._closed.wait(self.ctx.heartbeat_seconds):
             try:
                 self.beat()

@@ -21,11 +21,13 @@ from sqlalchemy import ColumnElement
 from search import engine as search_engine
 from search.engine import TrialOutcome
 from search.training import EpochReport
+from service.logs import trial_context
 from service.worker.backoff import Backoff, StopRequested, retry_transient
 from service.worker.claim import Claim, claim_next
 from service.worker.context import WorkerContext
 from service.worker.database import write_transaction
 from service.worker.lease import Heartbeat
+from service.worker.presence import Presence
 from service.worker.record import LeaseLost, record_complete, record_stopped
 from service.worker.recovery import (
     LostTrial,
@@ -59,6 +61,7 @@ class Worker:
         self.options = options
         # Recording a finished trial is retried until the database answers, even while stopping.
         self._never = threading.Event()
+        self.presence: Presence | None = None
 
     def install_signal_handlers(self) -> None:
         """SIGTERM and SIGINT stop the worker after the current epoch (main thread only)."""
@@ -77,6 +80,13 @@ class Worker:
     def run(self) -> int:
         """Work until stopped; returns the process exit code (0)."""
         log.info("worker %s started on %s", self.ctx.worker_id, self.ctx.device)
+        with Presence(self.ctx) as presence:  # the worker's own heartbeat, for its whole life
+            self.presence = presence
+            self._work()
+        log.info("worker %s stopped", self.ctx.worker_id)
+        return 0
+
+    def _work(self) -> None:
         errors = Backoff(max_seconds=self.ctx.db_retry_max_seconds)
         while not self.ctx.stop.is_set():
             try:
@@ -101,8 +111,6 @@ class Worker:
                 log.exception("job %s trial %d: unexpected error", claim.job.job_id, claim.number)
             if self.options.once:
                 break
-        log.info("worker %s stopped", self.ctx.worker_id)
-        return 0
 
     def next_claim(self, *, fits: ColumnElement[bool] | None = None) -> Claim | None:
         """Reap expired leases, end cancelled jobs, then claim a trial (of a job that ``fits``)."""
@@ -117,7 +125,19 @@ class Worker:
         )
 
     def run_claim(self, claim: Claim) -> None:
-        """Train one claimed trial under its lease, then record, stop or release it."""
+        """Train one claimed trial under its lease, then record, stop or release it.
+
+        Every line logged meanwhile carries the job id and trial number (``service.logs``)."""
+        if self.presence is not None:
+            self.presence.working_on(job_id=claim.job.job_id, trial_number=claim.number)
+        try:
+            with trial_context(job_id=claim.job.job_id, trial=claim.number):
+                self._run_claim(claim)
+        finally:
+            if self.presence is not None:
+                self.presence.working_on(job_id=None, trial_number=None)
+
+    def _run_claim(self, claim: Claim) -> None:
         job = claim.job
         outcome: TrialOutcome | None = None
         reason = ""

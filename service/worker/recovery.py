@@ -30,8 +30,10 @@ from sqlalchemy import Connection, Row, func, select, update
 from search import engine as search_engine
 from search.engine import StudyRef
 from service.db.tables import Job, Trial
+from service.logs import trial_fields
 from service.worker.context import WorkerContext
 from service.worker.database import is_postgres, utcnow, write_transaction
+from service.worker.reasons import LEASE_EXPIRED, TIMED_OUT
 
 __all__ = [
     "LostTrial",
@@ -71,7 +73,7 @@ def find_expired(connection: Connection, *, now: datetime) -> list[LostTrial]:
             job_id=row.job_id,
             number=row.number,
             attempt=row.attempt,
-            reason=f"lease expired: worker {row.worker_id} stopped renewing it",
+            reason=f"{LEASE_EXPIRED}: worker {row.worker_id} stopped renewing it",
         )
         for row in rows
     ]
@@ -167,6 +169,7 @@ def fail_and_retry(
             trial.number,
             trial.attempt,
             trial.reason,
+            extra=trial_fields(trial.job_id, trial.number),
         )
         return True
     chain = _attempt_chain(connection, job_id=trial.job_id, number=trial.number)
@@ -181,11 +184,9 @@ def fail_and_retry(
         .where(Job.id == trial.job_id, Job.status.in_(("queued", "running")))
         .values(status="failed", error=message, finished_at=now, updated_at=now)
     )
-    log.error("job %s failed: %s", trial.job_id, message)
+    log.error("job %s failed: %s", trial.job_id, message,
+              extra=trial_fields(trial.job_id, trial.number))
     return True
-
-
-TIMED_OUT = "exceeded the per-trial wall-time limit"
 
 
 def timed_out_reason(*, limit: float, seconds: float, epochs: str) -> str:
@@ -204,7 +205,9 @@ def _fail_job_after_timeouts(
         .select_from(Trial)
         .where(Trial.job_id == trial.job_id, Trial.error.startswith(TIMED_OUT))
     ).scalar_one()
-    log.warning("job %s trial %d failed: %s", trial.job_id, trial.number, trial.reason)
+    fields = trial_fields(trial.job_id, trial.number)
+    log.warning("job %s trial %d failed: %s", trial.job_id, trial.number, trial.reason,
+                extra=fields)
     if timed_out <= ctx.max_trial_retries:
         return
     message = (
@@ -217,7 +220,7 @@ def _fail_job_after_timeouts(
         .where(Job.id == trial.job_id, Job.status.in_(("queued", "running")))
         .values(status="failed", error=message, finished_at=now, updated_at=now)
     )
-    log.error("job %s failed: %s", trial.job_id, message)
+    log.error("job %s failed: %s", trial.job_id, message, extra=fields)
 
 
 def _attempt_chain(connection: Connection, *, job_id: str, number: int) -> list[int]:

@@ -29,6 +29,7 @@ OURS = {
     "schedule_runs",
     "trial_epochs",
     "dashboard_sessions",
+    "workers",
 }
 # What Optuna keeps in a database it shares: its own history table and a table of its own.
 FOREIGN = {"alembic_version", "studies"}

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from service.api import jobs
 from service.api.deps import EngineDep, JobDep, OwnerDep, SessionDep, SettingsDep, release
 from service.api.openapi import problems
+from service.api.presence import worker_warning
 from service.api.schemas import JobCreate, JobPublic, JobsPublic, JobStatus
 
 __all__ = ["router"]
@@ -43,13 +44,14 @@ def submit_job(
     )
     response.status_code = 202 if created else 200
     response.headers["Location"] = str(request.url_for("get_job", job_id=job.id).path)
-    return jobs.job_public(job)
+    return jobs.job_public(job, warning=worker_warning(engine, settings=settings))
 
 
 @router.get("")
 def list_jobs(
     owner: OwnerDep,
     session: SessionDep,
+    settings: SettingsDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=1024)] = None,
     status: JobStatus | None = None,
@@ -58,13 +60,20 @@ def list_jobs(
     rows, next_cursor = jobs.list_jobs(
         session, owner=owner, limit=limit, cursor=cursor, status=status
     )
-    return JobsPublic(data=[jobs.job_public(row) for row in rows], next_cursor=next_cursor)
+    active = any(row.status in ("queued", "running") for row in rows)
+    warning = worker_warning(session, settings=settings) if active else None
+    return JobsPublic(
+        data=[jobs.job_public(row, warning=warning) for row in rows], next_cursor=next_cursor
+    )
 
 
 @router.get("/{job_id}", name="get_job", responses=problems(404))
-def get_job(job: JobDep) -> JobPublic:
-    """A job: status, trial counts, front size, hypervolume, timestamps, error."""
-    return jobs.job_public(job)
+def get_job(job: JobDep, session: SessionDep, settings: SettingsDep) -> JobPublic:
+    """A job: status, trial counts, front size, hypervolume, timestamps, error, and a
+    ``warning`` while no worker is live ("no worker has been seen for N s ...")."""
+    active = job.status in ("queued", "running")
+    warning = worker_warning(session, settings=settings) if active else None
+    return jobs.job_public(job, warning=warning)
 
 
 @router.post(
