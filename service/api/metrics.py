@@ -47,6 +47,7 @@ DURATION_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 360
                     21600.0)
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 FINISHED = ("complete", "failed", "stopped")
+WORKERS_LISTED = 10_000  # one heartbeat series per worker seen in the last week (presence)
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -61,6 +62,10 @@ class DatabaseCollector(Collector):
     def __init__(self, engine: Engine, *, stale_after_seconds: float) -> None:
         self.engine = engine
         self.stale_after_seconds = stale_after_seconds
+
+    def describe(self) -> Iterable[Metric]:
+        """Nothing up front: registering must not query the database."""
+        return []
 
     def collect(self) -> Iterable[Metric]:
         up = GaugeMetricFamily("paretonas_database_up", "1 when the service database answered")
@@ -94,7 +99,8 @@ class DatabaseCollector(Collector):
                     func.coalesce(func.sum(Trial.train_seconds), 0.0),
                 ).where(Trial.state == "complete", Trial.train_seconds.is_not(None))
             ).one()
-            presence = read_presence(connection, stale_after_seconds=self.stale_after_seconds)
+            presence = read_presence(connection, stale_after_seconds=self.stale_after_seconds,
+                                     limit=WORKERS_LISTED)
             connection.rollback()
         return [
             _gauge("paretonas_jobs", "Jobs by state", "state",
@@ -137,9 +143,9 @@ def _histogram(row: Any) -> Metric:
     counts, total, seconds = list(row[:-2]), row[-2], row[-1]
     family = HistogramMetricFamily(
         "paretonas_trial_duration_seconds", "Training time of complete trials")
-    family.add_metric(
-        [], [*((floatToGoString(b), float(c)) for b, c in zip(DURATION_BUCKETS, counts, strict=True)),
-             ("+Inf", float(total))], sum_value=float(seconds))
+    cumulative = [(floatToGoString(bound), float(count))
+                  for bound, count in zip(DURATION_BUCKETS, counts, strict=True)]
+    family.add_metric([], [*cumulative, ("+Inf", float(total))], sum_value=float(seconds))
     return family
 
 

@@ -74,8 +74,10 @@ class Presence:
         )
 
 
-def read_presence(source: Session | Connection, *, stale_after_seconds: float) -> Presence:
-    """The most recently seen workers (at most ``LISTED``), each live, stale or stopped."""
+def read_presence(
+    source: Session | Connection, *, stale_after_seconds: float, limit: int = LISTED
+) -> Presence:
+    """The most recently seen workers (at most ``limit``), each live, stale or stopped."""
     now = utcnow()
     records = source.execute(
         select(
@@ -89,7 +91,7 @@ def read_presence(source: Session | Connection, *, stale_after_seconds: float) -
             Worker.trial_number,
         )
         .order_by(Worker.last_seen_at.desc(), Worker.id)
-        .limit(LISTED)
+        .limit(limit)
     ).all()
     seen = []
     for row in records:
