@@ -143,7 +143,7 @@ def _histogram(row: Any) -> Metric:
     counts, total, seconds = list(row[:-2]), row[-2], row[-1]
     family = HistogramMetricFamily(
         "paretonas_trial_duration_seconds", "Training time of complete trials")
-    cumulative = [(floatToGoString(bound), float(count))
+    cumulative = [(floatToGoString(bound), float(count))  # type: ignore[no-untyped-call]
                   for bound, count in zip(DURATION_BUCKETS, counts, strict=True)]
     family.add_metric([], [*cumulative, ("+Inf", float(total))], sum_value=float(seconds))
     return family
