@@ -43,6 +43,7 @@ class WorkerContext:
 
     ``stop`` is set by SIGTERM/SIGINT: the worker stops after the current epoch and releases its
     trial. ``trial_max_seconds``: a trial still training after that long is failed for good.
+    ``cancel_check_seconds``: the least time between two per-epoch reads of the job (lease).
     Caches: each job's parsed config and created study (``create_study`` is idempotent but
     not free) and dataset splits per (dataset, seed), so a worker loads digits once, not per trial.
     """
@@ -55,6 +56,7 @@ class WorkerContext:
     max_trial_retries: int
     db_retry_max_seconds: float = 30.0
     trial_max_seconds: float | None = None
+    cancel_check_seconds: float = 0.25
     device: str = "cpu"
     datasets: Mapping[str, tuple[str, Path]] = field(default_factory=dict)
     stop: threading.Event = field(default_factory=threading.Event)

@@ -3,8 +3,10 @@
 Every ``heartbeat_seconds`` the thread moves ``lease_expires_at`` to now + ``lease_seconds`` (only
 while the row is still this worker's running trial) and reads the job's ``cancel_requested`` and
 status. The training loop asks ``keep_going()`` after every epoch, which also reads the job's flag
-and status itself (one primary-key read, no write lock on SQLite), so a cancel, a failed job or a
-lost lease stops training within one epoch, not within one heartbeat. ``keep_going()`` also
+and status itself (one primary-key read, no write lock on SQLite; at most every
+``cancel_check_seconds``, 0.25 s, so epochs of a few milliseconds do not pay a read each), so a
+cancel, a failed job or a lost lease stops training at the end of the current epoch (of an epoch
+shorter than 0.25 s: within 0.25 s), not within one heartbeat. ``keep_going()`` also
 enforces the per-trial wall-time limit (``trial_max_seconds``): past it, training stops and
 ``timed_out`` is set (the worker fails the trial for good).
 
@@ -87,6 +89,7 @@ class Heartbeat(threading.Thread):
         self._closed = threading.Event()
         self._renewed_at = time.monotonic()
         self._started_at = time.monotonic()
+        self._checked_at = -float("inf")
         self._reader = deferred(ctx.engine)
         self._log_context = contextvars.copy_context()  # the trial's job and number
 
@@ -137,8 +140,10 @@ class Heartbeat(threading.Thread):
 
     def _check_job(self) -> None:
         """Read the job's cancel flag and status now (a lost database: keep training)."""
-        if self.cancelled.is_set():
+        now = time.monotonic()
+        if self.cancelled.is_set() or now - self._checked_at < self.ctx.cancel_check_seconds:
             return
+        self._checked_at = now
         try:
             with self._reader.connect() as connection:
                 job = connection.execute(

@@ -8,8 +8,12 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import re
+import subprocess
+import sys
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,7 +29,7 @@ from service.settings import Settings
 from service.worker.context import WorkerContext
 from service.worker.database import worker_engine
 from service.worker.presence import Presence
-from tests.service.test_worker_support import free_port
+from tests.service.test_worker_support import ROOT, free_port
 
 NO_WORKER = re.compile(
     r"no worker has been seen for (\d+) s; trials run only while a worker runs: start one with "
@@ -196,3 +200,34 @@ def test_log_lines_carry_the_worker_job_and_trial(fmt: str) -> None:
         assert lines[0].endswith(f"WARNING {logger.name}: idle")
         assert lines[1].endswith(f"WARNING {logger.name} [job=job_A trial=3]: epoch 5")
         assert lines[2].endswith(f"WARNING {logger.name} [job=job_B trial=1]: reaped")
+
+
+def test_http_latency_sums_every_process_in_multiprocess_mode(tmp_path: Path) -> None:
+    """With PROMETHEUS_MULTIPROC_DIR, /metrics counts the requests of every API process."""
+    (tmp_path / "metrics").mkdir()
+    code = (
+        "import os, sys\n"
+        "from fastapi.testclient import TestClient\n"
+        "from service.api import create_app\n"
+        "from service.db.migrations import upgrade\n"
+        "from service.settings import Settings\n"
+        "settings = Settings(data_dir=sys.argv[1])\n"
+        "upgrade(settings.database_url)\n"
+        "for _ in range(2):  # two other API processes, one request each\n"
+        "    pid = os.fork()\n"
+        "    if pid == 0:\n"
+        "        with TestClient(create_app(settings)) as client:\n"
+        "            client.get('/healthz')\n"
+        "        os._exit(0)\n"
+        "    os.waitpid(pid, 0)\n"
+        "with TestClient(create_app(settings)) as client:\n"
+        "    print(client.get('/metrics').text)\n"
+    )
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    got = _samples(done.stdout)
+    healthz = (("method", "GET"), ("route", "/healthz"), ("status", "200"))
+    assert got[("paretonas_http_request_duration_seconds_count", healthz)] == 2
+    assert got[("paretonas_database_up", ())] == 1

@@ -27,7 +27,9 @@ service_db = support.service_db  # the fixture: SQLite and PostgreSQL
 SLOW_HEARTBEAT = {"PARETONAS_HEARTBEAT_SECONDS": "600", "PARETONAS_LEASE_SECONDS": "1200"}
 
 
-def _context(db: ServiceDB, *, trial_max_seconds: float | None = None) -> WorkerContext:
+def _context(
+    db: ServiceDB, *, trial_max_seconds: float | None = None, cancel_check_seconds: float = 0.0
+) -> WorkerContext:
     return WorkerContext(
         engine=worker_engine(db.url),
         worker_id="w1",
@@ -36,6 +38,7 @@ def _context(db: ServiceDB, *, trial_max_seconds: float | None = None) -> Worker
         heartbeat_seconds=600,
         max_trial_retries=1,
         trial_max_seconds=trial_max_seconds,
+        cancel_check_seconds=cancel_check_seconds,
     )
 
 
@@ -52,6 +55,20 @@ def test_keep_going_reads_the_cancel_and_the_job_status_itself(service_db: Servi
                 connection.execute(update(Job).where(Job.id == job_id).values(status="failed"))
         assert heartbeat.keep_going() is False  # the very next epoch end
         assert heartbeat.cancelled.is_set() and not heartbeat.timed_out.is_set()
+    ctx.engine.dispose()
+
+
+def test_keep_going_reads_the_job_at_most_every_cancel_check_seconds(
+    service_db: ServiceDB,
+) -> None:
+    ctx = _context(service_db, cancel_check_seconds=0.5)
+    job_id = create_job(service_db, n_trials=2)
+    heartbeat = Heartbeat(ctx, trial_id=1, job_id=job_id)
+    assert heartbeat.keep_going()  # read now
+    service_db.cancel(job_id)
+    assert heartbeat.keep_going()  # a very short epoch later: not read again yet
+    time.sleep(0.55)
+    assert heartbeat.keep_going() is False
     ctx.engine.dispose()
 
 
