@@ -24,7 +24,8 @@ from tests.service.test_worker_support import ServiceDB, create_job, wait_until
 
 service_db = support.service_db  # the fixture: SQLite and PostgreSQL
 
-SLOW_HEARTBEAT = {"PARETONAS_HEARTBEAT_SECONDS": "600", "PARETONAS_LEASE_SECONDS": "1200"}
+SLOW_HEARTBEAT = {"PARETONAS_HEARTBEAT_SECONDS": "600", "PARETONAS_LEASE_SECONDS": "1200",
+                  "PARETONAS_WORKER_STALE_SECONDS": "1800"}
 
 
 def _context(
