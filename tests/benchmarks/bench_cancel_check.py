@@ -60,7 +60,7 @@ def _check_seconds(url: str, checks: int) -> float:
     ctx = WorkerContext(engine=worker_engine(url), worker_id="bench", optuna_storage="memory://",
                         lease_seconds=600, heartbeat_seconds=300, max_trial_retries=0,
                         cancel_check_seconds=0.0)  # read every call: the cost of one read
-    heartbeat = Heartbeat(ctx, trial_id=1, job_id=_job(url))
+    heartbeat = Heartbeat(ctx, trial_id=1, job_id=_job(url), number=0)
     blocks = []
     for _ in range(max(1, checks // 100)):
         started = time.perf_counter()

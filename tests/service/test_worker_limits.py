@@ -47,7 +47,7 @@ def test_keep_going_reads_the_cancel_and_the_job_status_itself(service_db: Servi
     ctx = _context(service_db)
     for ending in ("cancel", "fail"):
         job_id = create_job(service_db, n_trials=2)
-        heartbeat = Heartbeat(ctx, trial_id=1, job_id=job_id)  # its thread is never started
+        heartbeat = Heartbeat(ctx, trial_id=1, job_id=job_id, number=0)  # thread never started
         assert heartbeat.keep_going() and heartbeat.keep_going()
         if ending == "cancel":
             service_db.cancel(job_id)
@@ -64,7 +64,7 @@ def test_keep_going_reads_the_job_at_most_every_cancel_check_seconds(
 ) -> None:
     ctx = _context(service_db, cancel_check_seconds=0.5)
     job_id = create_job(service_db, n_trials=2)
-    heartbeat = Heartbeat(ctx, trial_id=1, job_id=job_id)
+    heartbeat = Heartbeat(ctx, trial_id=1, job_id=job_id, number=0)
     assert heartbeat.keep_going()  # read now
     service_db.cancel(job_id)
     assert heartbeat.keep_going()  # a very short epoch later: not read again yet
@@ -75,7 +75,7 @@ def test_keep_going_reads_the_job_at_most_every_cancel_check_seconds(
 
 def test_keep_going_stops_a_trial_past_its_wall_time(service_db: ServiceDB) -> None:
     ctx = _context(service_db, trial_max_seconds=0.3)
-    heartbeat = Heartbeat(ctx, trial_id=1, job_id=create_job(service_db, n_trials=1))
+    heartbeat = Heartbeat(ctx, trial_id=1, job_id=create_job(service_db, n_trials=1), number=0)
     assert heartbeat.keep_going()
     time.sleep(0.35)
     assert heartbeat.keep_going() is False
