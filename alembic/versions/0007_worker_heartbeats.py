@@ -1,7 +1,7 @@
 """workers: one row per worker process, its heartbeat (last_seen_at) and what it runs
 
 Revision ID: worker_heartbeats
-Revises: dashboard
+Revises: trial_verdicts
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 import service.db.base
 
 revision = "worker_heartbeats"
-down_revision = "dashboard"
+down_revision = "trial_verdicts"
 branch_labels = None
 depends_on = None
 
