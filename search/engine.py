@@ -18,8 +18,10 @@ or the space is used up. ``n_trials`` counts trained trials (complete or stopped
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
+from typing import Any
 
 import optuna
 import torch
@@ -71,12 +73,14 @@ __all__ = [
     "check_max_params",
     "create_study",
     "fail",
+    "fail_running",
     "front",
     "next_trial",
     "parse_config",
     "reference_point",
     "retry",
     "run_ticket",
+    "study_config",
     "tell",
     "trials",
 ]
@@ -115,10 +119,25 @@ def create_study(*, ref: StudyRef, config: SearchConfig) -> None:
         study.enqueue_trial(dict(params), user_attrs={"warm_start": True}, skip_if_exists=True)
 
 
-def ask(*, ref: StudyRef, config: SearchConfig) -> TrialTicket:
-    """Start the next trial: enqueued parameters first, else what the sampler proposes."""
+def ask(*, ref: StudyRef, config: SearchConfig, owner: str | None = None) -> TrialTicket:
+    """Start the next trial: enqueued parameters first, else what the sampler proposes.
+
+    ``owner`` (e.g. a CLI run's id) is stored on the trial for ``fail_running``. Should anything
+    fail after Optuna handed out the trial, the trial is told FAIL before the error propagates:
+    no path leaves a RUNNING trial behind in a live process."""
     study = open_study(ref)
     trial = study.ask()
+    try:
+        return _ticket(study, trial, config, owner)
+    except BaseException as exc:
+        _fail_quietly(ref, trial.number, exc)
+        raise
+
+
+def _ticket(study: optuna.Study, trial: optuna.Trial, config: SearchConfig,
+            owner: str | None) -> TrialTicket:
+    if owner is not None:
+        trial.set_user_attr(UserAttr.OWNER, owner)
     study.sampler = make_sampler(config, number=trial.number)  # seeded for this trial
     input_shape, num_classes = config.data_shape()
 
@@ -140,11 +159,19 @@ def ask(*, ref: StudyRef, config: SearchConfig) -> TrialTicket:
     )
 
 
-def next_trial(*, ref: StudyRef, config: SearchConfig) -> NextTrial:
+def _fail_quietly(ref: StudyRef, number: int, error: BaseException) -> None:
+    """Tell trial ``number`` FAIL because of ``error``; a failure to do so (the storage is gone)
+    must not hide ``error`` itself."""
+    reason = " ".join(f"{type(error).__name__}: {error}".split())[:400]
+    with contextlib.suppress(Exception):  # the caller re-raises the error that matters
+        fail(ref=ref, number=number, reason=reason)
+
+
+def next_trial(*, ref: StudyRef, config: SearchConfig, owner: str | None = None) -> NextTrial:
     """Ask until a trial needs training; duplicates and refusals met on the way are told to the
     study and returned in ``skipped``. ``ticket`` is None (with the reason in ``finished``) when
     every architecture of the space is finished or the sampler proposed only finished ones
-    ``MAX_SKIPS_IN_A_ROW`` times in a row."""
+    ``MAX_SKIPS_IN_A_ROW`` times in a row. ``owner`` goes to ``ask``."""
     skipped: list[TrialTicket] = []
     distinct = count_architectures(config.space)
     for _ in range(MAX_SKIPS_IN_A_ROW):
@@ -154,10 +181,14 @@ def next_trial(*, ref: StudyRef, config: SearchConfig) -> NextTrial:
                 return NextTrial(ticket=None, skipped=tuple(skipped), finished=(
                     f"all {distinct} distinct architectures of the space are done; "
                     "widen the space to search further"))
-        ticket = ask(ref=ref, config=config)
+        ticket = ask(ref=ref, config=config, owner=owner)
         if ticket.skip is None:
             return NextTrial(ticket=ticket, skipped=tuple(skipped))
-        tell(ref=ref, outcome=ticket.skip)
+        try:
+            tell(ref=ref, outcome=ticket.skip)
+        except BaseException as exc:
+            _fail_quietly(ref, ticket.number, exc)
+            raise
         skipped.append(ticket)
     return NextTrial(ticket=None, skipped=tuple(skipped), finished=(
         f"the sampler proposed {MAX_SKIPS_IN_A_ROW} finished architectures in a row (the space "
@@ -271,11 +302,30 @@ def fail(*, ref: StudyRef, number: int, reason: str) -> None:
         study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
 
 
+def fail_running(*, ref: StudyRef, reason: str, owner: str | None = None) -> list[int]:
+    """Fail the study's RUNNING trials (only those ``ask`` gave ``owner``, when given): what a
+    process killed mid-trial left behind, as a resumed search finds it. Returns their numbers."""
+    running = [
+        t.number for t in open_study(ref).get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if owner is None or t.user_attrs.get(UserAttr.OWNER) == owner
+    ]
+    for number in running:
+        fail(ref=ref, number=number, reason=reason)
+    return running
+
+
 def retry(*, ref: StudyRef, number: int) -> None:
     """Enqueue trial ``number``'s parameters again: the next ``ask`` returns them."""
     study = open_study(ref)
     params = get_storage(ref.storage_url).get_trial(trial_id(ref, number)).params
     study.enqueue_trial(dict(params), user_attrs={UserAttr.RETRY_OF: number})
+
+
+def study_config(*, ref: StudyRef) -> dict[str, Any] | None:
+    """The config (``SearchConfig.to_dict()``) the study was created with; None for a study
+    ``create_study`` did not make."""
+    raw = open_study(ref).user_attrs.get(_CONFIG_ATTR)
+    return None if raw is None else dict(json.loads(raw))
 
 
 def trials(*, ref: StudyRef) -> list[TrialRecord]:

@@ -69,6 +69,7 @@ class UserAttr:
     STOPPED_EPOCH = "stopped_epoch"
     LOST_TO = "lost_to"
     CURVE = "curve"  # validation accuracy after each training epoch
+    OWNER = "owner"  # who asked the trial (a CLI run's id): what ``fail_running`` may fail
 
 
 @contextmanager

@@ -24,22 +24,29 @@ from search.datasets.split import split_dataset
 from search.datasets.types import ArrayPair, Dataset, Splits
 from search.errors import DatasetError
 
-__all__ = ["FORMATS", "ArrayPair", "Dataset", "Splits", "load_dataset", "split_dataset"]
+__all__ = ["FORMATS", "ArrayPair", "Dataset", "Splits", "check_path", "load_dataset",
+           "split_dataset"]
 
 FORMATS = ("digits", "mnist", "fashion-mnist", "cifar10", "cifar100", "npz")
 
 
-def load_dataset(name: str, *, path: Path | None = None) -> Dataset:
-    """Load ``name`` (one of ``FORMATS``); every format but ``digits`` reads ``path``."""
+def check_path(name: str, path: Path | None) -> None:
+    """DatasetError when ``name`` is no format, or ``path`` is given for ``digits`` or missing
+    for any other format; reads nothing (callers check arguments before loading)."""
     if name not in FORMATS:
         raise DatasetError(f"dataset: got {name!r}; allowed: {', '.join(FORMATS)}")
-    if name == "digits":
-        if path is not None:
-            raise DatasetError(f"path: got {str(path)!r}; digits is built in and takes no path")
-        return load_digits_dataset()
-    if path is None:
+    if name == "digits" and path is not None:
+        raise DatasetError(f"path: got {str(path)!r}; digits is built in and takes no path")
+    if name != "digits" and path is None:
         where = "the .npz file" if name == "npz" else "the folder holding its files"
         raise DatasetError(f"path: missing; dataset {name!r} is read from disk, give {where}")
+
+
+def load_dataset(name: str, *, path: Path | None = None) -> Dataset:
+    """Load ``name`` (one of ``FORMATS``); every format but ``digits`` reads ``path``."""
+    check_path(name, path)
+    if path is None:  # digits (check_path refused a missing path for every other format)
+        return load_digits_dataset()
     path = Path(path)
     if name == "mnist":
         return load_idx_dataset(path, name=name, label="MNIST")

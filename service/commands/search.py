@@ -1,9 +1,21 @@
 """`paretonas search`: run a search in this process and write its front, trials and plot.
 
     paretonas search --dataset digits --trials 40 [--space space.json|yaml] [--sampler tpe]
-        [--seed 0] [--max-params 50000] [--storage URL] [--out DIR] [--data-dir PATH]
-        [--objectives accuracy,params[,macs]] [--warm-start previous/front.json] [--onnx]
+        [--seed 0] [--max-params 50000] [--storage URL] [--study-name NAME] [--out DIR]
+        [--resume] [--data-dir PATH] [--objectives accuracy,params[,macs]]
+        [--warm-start previous/front.json] [--onnx]
         [--early-stopping/--no-early-stopping] [--checkpoints 4,8] [--margin 0.02]
+
+Every argument is checked before torch, Optuna or the data load (``search_args``: about a
+second instead of several): a bad one prints one line naming the flag and exits 2; so does a
+``--storage`` SQLAlchemy cannot use or reach (3 s connect timeout). Errors nobody expected are
+one line and exit 1 (``service.cli.main``).
+
+``--out`` holds one search: ``run.json`` (written before the first trial) names its study and
+storage. A folder holding an earlier search is refused unless ``--resume`` is given; then the
+study is the one run.json names (a copied folder continues its own copy), the other flags must
+describe the same search (``search_run``), and trials a killed earlier process left RUNNING are
+failed first. A trial an error interrupts is told FAIL: no path leaves one RUNNING.
 
 ``--trials`` counts trained trials: a proposed architecture that is already done is a duplicate
 (not trained, not counted) and one over --max-params is refused before training; a space with
@@ -12,45 +24,51 @@ fewer distinct architectures ends when all are done, saying so.
 A progress bar shows trials done, the current front size and hypervolume. At the end (or after
 Ctrl-C: the first stops after the current trial, a second one stops it at its next epoch) the front
 is printed as a table and front.json, trials.csv, pareto.png and the front members' models
-(models/trial-N.safetensors, and .onnx with --onnx) are written into --out. Bad
-arguments print one line and exit 2; an interrupted search exits 130 after writing its results.
+(models/trial-N.safetensors, and .onnx with --onnx) are written into --out (trials.csv holds
+every trial of the study, a resumed search's earlier ones too); an interrupted search exits 130
+after writing its results.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
 import signal
 import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-import yaml
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from models.errors import SpecError
-from search import engine, report
+from search import report
+from search.bounds import reference_point
 from search.config import SearchConfig, parse_config
-from search.datasets import Splits, load_dataset, split_dataset
 from search.errors import SearchError
-from search.front_files import MODELS_DIR, write_front_models
-from search.heap import retain_freed_memory
+from search.front_files import MODELS_DIR
 from search.pareto import FrontPoint, hypervolume, insert
-from search.records import StudyRef, TrialOutcome
+from search.records import FrontMember, StudyRef, TrialOutcome
+from service.commands.search_args import (
+    Usage,
+    check_data_dir,
+    check_storage,
+    flag_message,
+    parse_args,
+)
+from service.commands.search_run import SHARED, Run, check_out, compare, plan_run, write_run
+
+if TYPE_CHECKING:
+    from search.datasets import Splits
 
 __all__ = ["search"]
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
-
-
-class _Usage(Exception):
-    """A bad argument: printed as one line, exit 2."""
 
 
 @dataclass
@@ -66,62 +84,74 @@ class _Stop:
         self.after_trial = True
 
 
-def _read_space(path: Path | None) -> Any:
-    if path is None:
-        return None
-    try:
-        return yaml.safe_load(path.read_text())  # YAML is a superset of JSON
-    except OSError as exc:
-        raise _Usage(f"--space: cannot read {str(path)!r} ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        detail = " ".join(str(exc).split())  # one line
-        raise _Usage(f"--space: {str(path)!r} is not valid JSON or YAML ({detail})") from None
-
-
-def _read_warm_start(path: Path | None) -> list[Any]:
-    if path is None:
-        return []
-    try:
-        front = json.loads(path.read_text())["front"]
-        return [member["trial_params"] for member in front]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise _Usage(f"--warm-start: {str(path)!r} is not a front.json written by paretonas "
-                     f"search ({type(exc).__name__}: {exc})") from None
-
-
-def _early_stopping(args: dict[str, Any]) -> dict[str, Any]:
-    """The config's ``early_stopping`` object from --early-stopping, --checkpoints, --margin."""
-    rule: dict[str, Any] = {}
-    if args.get("early_stopping") is not None:
-        rule["enabled"] = args["early_stopping"]
-    if args.get("checkpoints") is not None:
+def _check(args: dict[str, Any]) -> tuple[SearchConfig, Run]:
+    """Every argument, before torch, Optuna or the data: the config the flags describe (its
+    space checked against the dataset's shape where the format fixes one) and the study it runs
+    in. Raises Usage (one line naming the flag)."""
+    config = parse_args(args)
+    check_data_dir(config.dataset, args["data_dir"])
+    if config.input_shape is not None or config.dataset != "npz":
         try:
-            rule["checkpoints"] = [int(e) for e in args["checkpoints"].split(",") if e.strip()]
-        except ValueError:
-            raise _Usage(f"--checkpoints: got {args['checkpoints']!r}; expected epochs "
-                         "separated by commas, e.g. 4,8") from None
-    if args.get("margin") is not None:
-        rule["margin"] = args["margin"]
-    return {"early_stopping": rule} if rule else {}
+            reference_point(config)
+        except (SearchError, SpecError) as exc:
+            raise Usage(flag_message(exc)) from None
+    storage = None if args["storage"] is None else check_storage(args["storage"])
+    out = args["out"]
+    if args["resume"] and out is None:
+        raise Usage("--resume: name the folder of the search to continue with --out")
+    out_dir = out or Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
+    check_out(out_dir)
+    run = plan_run(out_dir=out_dir, resume=args["resume"], storage=storage,
+                   study_name=args["study_name"], config=config)
+    return config, run
 
 
-def _prepare(args: dict[str, Any]) -> tuple[SearchConfig, Splits]:
-    objectives = [o.strip() for o in args["objectives"].split(",") if o.strip()]
-    space = _read_space(args["space"])
-    config = parse_config({
-        "dataset": args["dataset"], **({} if space is None else {"space": space}),
-        "objectives": objectives, "n_trials": args["trials"], "sampler": args["sampler"],
-        "seed": args["seed"], "max_params": args["max_params"],
-        "warm_start": _read_warm_start(args["warm_start"]),
-        **_early_stopping(args),
-    })
-    data_dir = args["data_dir"]
-    splits = split_dataset(load_dataset(config.dataset, path=data_dir),
-                           seed=config.seed if config.seed is not None else 0)
-    return config.with_data(splits), splits
+def _load(config: SearchConfig, data_dir: Path | None) -> tuple[SearchConfig, Splits, list[float]]:
+    """The data (split), the config with its shape, the hypervolume reference point."""
+    from search.datasets import load_dataset, split_dataset
+
+    try:
+        splits = split_dataset(load_dataset(config.dataset, path=data_dir),
+                               seed=config.seed if config.seed is not None else 0)
+        config = config.with_data(splits)
+        return config, splits, reference_point(config)
+    except SearchError as exc:
+        text = flag_message(exc)
+        raise Usage(text if text.startswith("--") else f"--data-dir: {text}") from None
+    except SpecError as exc:
+        raise Usage(flag_message(exc)) from None
 
 
-def _front_table(members: list[engine.FrontMember]) -> Table:
+def _start(run: Run, config: SearchConfig, console: Console) -> StudyRef:
+    """Create (or open) the study, check a study it joins holds the same search, write
+    run.json/config.json, and fail what a killed earlier process left running."""
+    from search import engine
+
+    ref = StudyRef(storage_url=run.storage_url, study_name=run.study_name)
+    if run.stored_storage is None:  # the study file lives in the folder
+        run.out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        engine.create_study(ref=ref, config=config)
+        stored = engine.study_config(ref=ref)
+        if stored is not None:
+            compare(parse_config(stored), config, origin=f"study {run.study_name!r}",
+                    joiner="a search joining it", only=SHARED)
+    except SearchError as exc:
+        raise Usage(flag_message(exc)) from None
+    write_run(run, config)
+    if run.resumed:  # the folder's own optuna.db is this run's alone; a shared one is not
+        owner = None if run.stored_storage is None else run.run_id
+        failed = engine.fail_running(ref=ref, owner=owner, reason=(
+            "left running by an earlier process that stopped; failed by --resume"))
+        if failed:
+            which = (f"trial {failed[0]} was" if len(failed) == 1 else
+                     f"trials {', '.join(map(str, failed))} were")
+            console.print(f"note: {which} left running by an earlier process that stopped; "
+                          "marked failed", markup=False, highlight=False, soft_wrap=True)
+    return ref
+
+
+def _front_table(members: list[FrontMember]) -> Table:
     table = Table(title=f"Pareto front ({len(members)} architectures)")
     for name, justify in (("trial", "right"), ("val acc", "right"), ("test acc", "right"),
                           ("params", "right"), ("layers (kind x multiplier)", "left")):
@@ -144,13 +174,16 @@ def _line(outcome: TrialOutcome) -> str:
             f"{report.describe(outcome.spec_json)}")
 
 
-def _run_trials(*, ref: StudyRef, config: SearchConfig, splits: Splits,
+def _run_trials(*, ref: StudyRef, run: Run, config: SearchConfig, splits: Splits,
                 reference: list[float], stop: _Stop, console: Console,
                 weights: dict[int, bytes]) -> tuple[int, str | None]:
     """Train ``config.n_trials`` trials (fewer after Ctrl-C or when the space is used up);
     duplicates and refusals are settled on the way without training and not counted.
     Returns (trials trained, why the search ended early or None). ``weights`` ends holding the
-    safetensors bytes of this process's front members."""
+    safetensors bytes of this process's front members. A trial an error interrupts is told
+    FAIL before the error goes on: the study keeps no RUNNING trial of a live process."""
+    from search import engine
+
     front: tuple[FrontPoint, ...] = ()
     with_macs = "macs" in config.objectives
     columns = (TextColumn("[bold]search"), BarColumn(), MofNCompleteColumn(),
@@ -166,17 +199,22 @@ def _run_trials(*, ref: StudyRef, config: SearchConfig, splits: Splits,
                                    soft_wrap=True)
 
         while done < config.n_trials and not stop.after_trial:
-            found = engine.next_trial(ref=ref, config=config)
+            found = engine.next_trial(ref=ref, config=config, owner=run.run_id)
             for skipped in found.skipped:
                 assert skipped.skip is not None  # next_trial returns settled tickets only
                 show(skipped.skip)
             if found.ticket is None:
                 finished = found.finished
                 break
-            outcome: TrialOutcome = engine.run_ticket(
-                ticket=found.ticket, config=config, splits=splits,
-                on_epoch=lambda _: not stop.now)
-            engine.tell(ref=ref, outcome=outcome)
+            try:
+                outcome = engine.run_ticket(ticket=found.ticket, config=config, splits=splits,
+                                            on_epoch=lambda _: not stop.now)
+                engine.tell(ref=ref, outcome=outcome)
+            except BaseException as exc:
+                with contextlib.suppress(Exception):  # the error itself matters more
+                    engine.fail(ref=ref, number=found.ticket.number,
+                                reason=" ".join(f"{type(exc).__name__}: {exc}".split())[:400])
+                raise
             done += 1
             if outcome.state == "complete" and outcome.feasible:
                 point = FrontPoint(number=outcome.number, accuracy=outcome.val_accuracy,
@@ -204,7 +242,8 @@ def search(
     max_params: int | None = typer.Option(None, help="constraint: at most this many parameters"),
     storage: str | None = typer.Option(None, help="Optuna storage URL (default: a SQLite file "
                                        "in --out)"),
-    study_name: str | None = typer.Option(None, help="study name (default: from --out)"),
+    study_name: str | None = typer.Option(None, help="study name (default: search-<--out "
+                                          "folder name>)"),
     out: Path | None = typer.Option(None, help="output folder (default runs/<timestamp>)"),
     data_dir: Path | None = typer.Option(None, help="where an on-disk dataset lives"),
     objectives: str = typer.Option("accuracy,params", help="accuracy,params or "
@@ -220,34 +259,36 @@ def search(
                                            "(default: every epoch from a third of training)"),
     margin: float | None = typer.Option(None, help="early stopping: accuracy a trial may lag "
                                         "its neighbour by (0..1)"),
+    resume: bool = typer.Option(False, "--resume", help="continue the search in --out (its "
+                                "run.json names the study); the other flags must match it"),
 ) -> None:
     """Search for accuracy / parameter-count Pareto-optimal architectures."""
     errors = Console(stderr=True)
     try:
-        config, splits = _prepare({
+        config, run = _check({
             "dataset": dataset, "space": space, "objectives": objectives, "trials": trials,
             "sampler": sampler, "seed": seed, "max_params": max_params, "data_dir": data_dir,
             "warm_start": warm_start, "early_stopping": early_stopping,
-            "checkpoints": checkpoints, "margin": margin,
+            "checkpoints": checkpoints, "margin": margin, "storage": storage,
+            "study_name": study_name, "out": out, "resume": resume,
         })
-        reference = engine.reference_point(config)
-    except (_Usage, SearchError, SpecError) as exc:
+        config, splits, reference = _load(config, data_dir)
+        ref = _start(run, config, errors)
+    except Usage as exc:
         errors.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_USAGE) from None
-    out_dir = out or Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    ref = StudyRef(storage_url=storage or f"sqlite:///{(out_dir / 'optuna.db').resolve()}",
-                   study_name=study_name or f"search-{out_dir.resolve().name}")
-    engine.create_study(ref=ref, config=config)
-    (out_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    from search import engine
+    from search.front_files import write_front_models
+    from search.heap import retain_freed_memory
 
+    out_dir = run.out_dir
     retain_freed_memory()  # this process trains: keep freed tensor memory (search/heap.py)
     stop = _Stop()
     previous = signal.signal(signal.SIGINT, stop)
     started = time.perf_counter()
     weights: dict[int, bytes] = {}
     try:
-        done, finished = _run_trials(ref=ref, config=config, splits=splits,
+        done, finished = _run_trials(ref=ref, run=run, config=config, splits=splits,
                                      reference=reference, stop=stop, console=errors,
                                      weights=weights)
     finally:

@@ -113,17 +113,17 @@ def _check_front_models(out: Path, document: dict[str, Any], tmp_path: Path) -> 
     ("args", "content", "message"),
     [
         (["--dataset", "imagenet"], None,
-         "error: dataset: got 'imagenet'; allowed: digits, mnist, fashion-mnist, cifar10, "
+         "error: --dataset: got 'imagenet'; allowed: digits, mnist, fashion-mnist, cifar10, "
          "cifar100, npz"),
         (["--space", "SPACE"], '{"kinds": ["conv"]}',
-         "error: space.kinds[0]: got 'conv'; allowed: full, bilinear, lowrank"),
+         "error: --space: space.kinds[0]: got 'conv'; allowed: full, bilinear, lowrank"),
         (["--space", "SPACE"], "{kinds: [", None),
         (["--space", "missing.json"], None,
          "error: --space: cannot read 'missing.json' (No such file or directory)"),
-        (["--sampler", "grid"], None, "error: sampler: got 'grid'; allowed: tpe, nsga2, random"),
+        (["--sampler", "grid"], None, "error: --sampler: got 'grid'; allowed: tpe, nsga2, random"),
         (["--dataset", "mnist"], None,
-         "error: path: missing; dataset 'mnist' is read from disk, give the folder holding its "
-         "files"),
+         "error: --data-dir: missing; dataset 'mnist' is read from disk, give the folder holding "
+         "its files"),
     ],
 )
 def test_argument_errors_print_one_line_and_exit_2(

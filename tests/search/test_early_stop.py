@@ -83,8 +83,8 @@ def test_settings_round_trip() -> None:
 
 
 @pytest.mark.parametrize(("flags", "message"), [
-    (["--margin", "-1"], "error: early_stopping.margin: got -1.0; must be a number in [0, 1]"),
-    (["--checkpoints", "2,9"], "error: early_stopping.checkpoints[1]: got 9; must be an epoch in "
+    (["--margin", "-1"], "error: --margin: got -1.0; must be a number in [0, 1]"),
+    (["--checkpoints", "2,9"], "error: --checkpoints: got 9; must be an epoch in "
                                "[1, 4] (the trial trains 4 epochs)"),
     (["--checkpoints", "two"], "error: --checkpoints: got 'two'; expected epochs separated by "
                                "commas, e.g. 4,8"),

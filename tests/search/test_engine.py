@@ -211,3 +211,31 @@ def test_shape_errors() -> None:
         engine.reference_point(config)
     with pytest.raises(SpaceError, match=r"^warm_start\[0\].params.depth: got 5; allowed: 1, 2"):
         _config(warm_start=[{"depth": 5}])
+
+
+def test_an_error_after_ask_fails_the_trial_it_was_handed(monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    ref, config = _ref(), _config()
+    engine.create_study(ref=ref, config=config)
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise SpaceError("layers[0]", "cannot decode")
+
+    monkeypatch.setattr(engine, "decode", broken)
+    with pytest.raises(SpaceError):
+        engine.ask(ref=ref, config=config)
+    (record,) = engine.trials(ref=ref)
+    assert (record.state, record.reason) == ("failed", "SpaceError: layers[0]: cannot decode")
+
+
+def test_fail_running_fails_running_trials_of_one_owner_or_all() -> None:
+    ref, config = _ref(), _config()
+    engine.create_study(ref=ref, config=config)
+    mine = engine.ask(ref=ref, config=config, owner="run-a").number
+    theirs = engine.ask(ref=ref, config=config, owner="run-b").number
+    anyone = engine.ask(ref=ref, config=config).number
+    assert engine.fail_running(ref=ref, owner="run-a", reason="gone") == [mine]
+    assert [r.state for r in engine.trials(ref=ref)] == ["failed", "running", "running"]
+    assert engine.fail_running(ref=ref, reason="gone") == [theirs, anyone]
+    assert {r.state for r in engine.trials(ref=ref)} == {"failed"}
+    assert engine.study_config(ref=ref) == config.to_dict()

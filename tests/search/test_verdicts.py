@@ -95,7 +95,7 @@ def test_cli_refuses_max_params_below_the_space(tmp_path: Any) -> None:
     result = CliRunner().invoke(app, ["search", "--space", str(space), "--max-params", "100",
                                       "--out", str(tmp_path / "run")])
     assert result.exit_code == 2
-    assert "max_params: got 100; the smallest architecture of the space has 3338" in (
+    assert "error: --max-params: got 100; the smallest architecture of the space has 3338" in (
         result.output)
     assert not (tmp_path / "run").exists()
 

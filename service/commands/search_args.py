@@ -1,0 +1,218 @@
+"""The arguments of `paretonas search`, checked before torch, Optuna or any data is loaded.
+
+Everything here is cheap (no torch, no Optuna; SQLAlchemy only to check ``--storage``), so a bad
+argument is answered in well under a second instead of after the imports and the dataset.
+``flag_message`` is the ONE place where search/'s field paths (``n_trials``, ``max_params``,
+``path``, ``space.kinds[0]``) become the flags a user typed (``--trials``, ``--max-params``,
+``--data-dir``, ``--space: space.kinds[0]``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from models.errors import SpecError
+from search.config import SearchConfig, parse_config
+from search.datasets import check_path
+from search.errors import SpaceError
+
+__all__ = ["Usage", "check_data_dir", "check_storage", "flag_message", "parse_args",
+           "safe_url"]
+
+CONNECT_TIMEOUT_S = 3
+
+
+class Usage(Exception):
+    """A bad argument: printed as one line naming the flag, exit 2."""
+
+
+# search/ field -> the flag that sets it. ``space.*`` and ``warm_start[i]...`` keep their inner
+# path after the flag: it says where in the file the problem is.
+FLAGS: dict[str, str] = {
+    "n_trials": "--trials", "max_params": "--max-params", "seed": "--seed",
+    "sampler": "--sampler", "objectives": "--objectives", "dataset": "--dataset",
+    "path": "--data-dir", "early_stopping": "--early-stopping",
+    "early_stopping.enabled": "--early-stopping", "early_stopping.checkpoints": "--checkpoints",
+    "early_stopping.margin": "--margin", "storage": "--storage", "study_name": "--study-name",
+}
+_KEEP_PATH = {"space": "--space", "warm_start": "--warm-start"}
+
+
+def _field(path: str) -> str:
+    """``early_stopping.checkpoints[1]`` -> ``early_stopping.checkpoints``."""
+    return re.sub(r"\[\d+\]$", "", path)
+
+
+def flag_message(error: Exception) -> str:
+    """One line naming the flag for an error search/ or models/ raised (``field: detail``)."""
+    text = " ".join(str(error).split())
+    path, sep, detail = text.partition(": ")
+    if isinstance(error, SpaceError | SpecError):  # the path attribute is exact (may hold ': ')
+        path = error.path if isinstance(error, SpaceError) else error.field
+        detail = text[len(path) + 2:]
+    elif not sep:
+        return text
+    head = re.split(r"[.\[]", path, maxsplit=1)[0]
+    if head in _KEEP_PATH:
+        return f"{_KEEP_PATH[head]}: {path}: {detail}"
+    flag = FLAGS.get(_field(path))
+    if flag is None:
+        return text
+    # The CLI cannot pass null; "must be null or an integer" reads as "must be an integer".
+    detail = detail.replace("must be null or ", "must be ")
+    detail = re.sub(rf"\b{re.escape(_field(path))}\b", flag, detail)
+    return f"{flag}: {detail}"
+
+
+def _read_space(path: Path | None) -> Any:
+    if path is None:
+        return None
+    try:
+        return yaml.safe_load(path.read_text())  # YAML is a superset of JSON
+    except OSError as exc:
+        raise Usage(f"--space: cannot read {str(path)!r} ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        detail = " ".join(str(exc).split())  # one line
+        raise Usage(f"--space: {str(path)!r} is not valid JSON or YAML ({detail})") from None
+
+
+def _read_warm_start(path: Path | None) -> list[Any]:
+    if path is None:
+        return []
+    try:
+        front = json.loads(path.read_text())["front"]
+        return [member["trial_params"] for member in front]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise Usage(f"--warm-start: {str(path)!r} is not a front.json written by paretonas "
+                    f"search ({type(exc).__name__}: {exc})") from None
+
+
+def _early_stopping(args: dict[str, Any]) -> dict[str, Any]:
+    """The config's ``early_stopping`` object from --early-stopping, --checkpoints, --margin."""
+    rule: dict[str, Any] = {}
+    if args.get("early_stopping") is not None:
+        rule["enabled"] = args["early_stopping"]
+    if args.get("checkpoints") is not None:
+        try:
+            rule["checkpoints"] = [int(e) for e in args["checkpoints"].split(",") if e.strip()]
+        except ValueError:
+            raise Usage(f"--checkpoints: got {args['checkpoints']!r}; expected epochs "
+                        "separated by commas, e.g. 4,8") from None
+    if args.get("margin") is not None:
+        rule["margin"] = args["margin"]
+    return {"early_stopping": rule} if rule else {}
+
+
+def parse_args(args: dict[str, Any]) -> SearchConfig:
+    """The search config the flags describe (no data loaded: ``with_data`` comes later)."""
+    objectives = [o.strip() for o in args["objectives"].split(",") if o.strip()]
+    space = _read_space(args["space"])
+    try:
+        return parse_config({
+            "dataset": args["dataset"], **({} if space is None else {"space": space}),
+            "objectives": objectives, "n_trials": args["trials"], "sampler": args["sampler"],
+            "seed": args["seed"], "max_params": args["max_params"],
+            "warm_start": _read_warm_start(args["warm_start"]),
+            **_early_stopping(args),
+        })
+    except SpaceError as exc:
+        raise Usage(flag_message(exc)) from None
+
+
+def check_data_dir(dataset: str, data_dir: Path | None) -> None:
+    """--data-dir fits --dataset and exists (what load_dataset reads comes later)."""
+    try:
+        check_path(dataset, data_dir)
+    except ValueError as exc:
+        raise Usage(flag_message(exc)) from None
+    if data_dir is None:
+        return
+    if not data_dir.exists():
+        raise Usage(f"--data-dir: {str(data_dir)!r} does not exist")
+    if dataset == "npz" and data_dir.is_dir():
+        raise Usage(f"--data-dir: {str(data_dir)!r} is a folder; dataset 'npz' reads one .npz "
+                    "file with arrays x and y")
+    if dataset != "npz" and not data_dir.is_dir():
+        raise Usage(f"--data-dir: {str(data_dir)!r} is a file; dataset {dataset!r} reads the "
+                    "folder holding its files")
+
+
+_PASSWORD = re.compile(r"(://[^:/@]*:)[^@/]*@")
+
+
+def safe_url(url: str) -> str:
+    """``url`` with its password shown as ***, whether or not SQLAlchemy can parse it."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return _PASSWORD.sub(r"\1***@", url)
+
+
+def connect_args(url: str) -> dict[str, Any]:
+    """Driver arguments that bound how long connecting may take (PostgreSQL, MySQL)."""
+    from sqlalchemy.engine import make_url
+
+    backend = make_url(url).get_backend_name()
+    return {"connect_timeout": CONNECT_TIMEOUT_S} if backend in ("postgresql", "mysql") else {}
+
+
+_EXAMPLES = "sqlite:///optuna.db or postgresql+psycopg://user@host/db"
+
+
+def check_storage(url: str) -> str:
+    """A storage URL SQLAlchemy parses, whose driver is installed and whose database answers
+    within ``CONNECT_TIMEOUT_S`` (a SQLite file: whose folder exists); returns it with a
+    relative SQLite path made absolute (so a resumed search finds the same file from any
+    folder)."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+
+    shown = safe_url(url)
+    if url.startswith("memory://"):
+        raise Usage("--storage: memory:// keeps a study inside one process, gone when it ends; "
+                    "leave --storage out for the --out folder's own optuna.db")
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise Usage(f"--storage: cannot parse {shown!r} as a database URL; give one such as "
+                    f"{_EXAMPLES}") from None
+    try:
+        dialect = parsed.get_dialect()
+    except NoSuchModuleError:
+        raise Usage(f"--storage: {shown!r} names database {parsed.drivername!r}, which "
+                    f"SQLAlchemy does not know here; give a URL such as {_EXAMPLES}") from None
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database in (None, "", ":memory:"):
+            raise Usage(f"--storage: {shown!r} is an in-memory database, gone with this "
+                        "process; name a file (sqlite:///optuna.db) or leave --storage out for "
+                        "the --out folder's own optuna.db")
+        # Not opened here: connecting creates the file, and a refused run must leave none.
+        database = Path(parsed.database).resolve()
+        if not database.parent.is_dir():
+            raise Usage(f"--storage: cannot open {shown} (folder {str(database.parent)!r} does "
+                        "not exist)")
+        return parsed.set(database=str(database)).render_as_string(hide_password=False)
+    try:
+        dialect.import_dbapi()
+    except ImportError as exc:
+        raise Usage(f"--storage: the driver of {shown!r} is not installed ({exc}); install it "
+                    "or give a URL such as postgresql+psycopg://user@host/db") from None
+    engine = create_engine(parsed, connect_args=connect_args(url))
+    try:
+        with engine.connect():
+            pass
+    except SQLAlchemyError as exc:
+        reason = " ".join(str(getattr(exc, "orig", None) or exc).split())
+        raise Usage(f"--storage: cannot connect to {shown} ({reason[:300]})") from None
+    finally:
+        engine.dispose()
+    return parsed.render_as_string(hide_password=False)
