@@ -21,6 +21,7 @@ from service.api.guards import RequestGuard
 from service.api.metrics import HttpMetrics, make_registry
 from service.api.openapi import install_openapi, operation_id
 from service.api.problems import install_problem_handlers
+from service.api.rendered import RenderedCache
 from service.api.routes import details, export, health, jobs, metrics, schedules, trials
 from service.dashboard.install import install_dashboard
 from service.db.engine import make_engine
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.retry_after_seconds = settings.retry_after_seconds
+    app.state.rendered = RenderedCache(settings.response_cache_mb * 2**20)
     rendered, http_registry = make_registry(
         engine, stale_after_seconds=settings.worker_stale_seconds
     )

@@ -15,17 +15,19 @@ waiting for another, until the pool timeout, a 500.)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from service.api.problems import Problem, clip
+from service.api.rendered import RenderedCache
 from service.dashboard.session import current_session
 from service.db.base import utcnow
 from service.db.tables import ApiKey, Job, Schedule
@@ -39,9 +41,11 @@ __all__ = [
     "EngineDep",
     "JobDep",
     "OwnerDep",
+    "RenderedDep",
     "ScheduleDep",
     "SessionDep",
     "SettingsDep",
+    "owned_job",
     "plausible_job_id",
     "release",
 ]
@@ -58,23 +62,31 @@ def plausible_job_id(job_id: str) -> bool:
 _bearer = HTTPBearer(auto_error=False, description="An API key from `paretonas keys create`.")
 
 
-def get_settings_dep(request: Request) -> Settings:
-    """The app's settings (given to ``create_app``)."""
+async def get_settings_dep(request: Request) -> Settings:
+    """The app's settings (given to ``create_app``). ``async``: attribute reads need no thread
+    (FastAPI runs every plain ``def`` dependency in the thread pool, one hop each)."""
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_engine(request: Request) -> Engine:
+async def get_engine(request: Request) -> Engine:
     """The app's engine on the service database."""
     engine: Engine = request.app.state.engine
     return engine
 
 
+async def get_rendered(request: Request) -> RenderedCache:
+    """The app's cache of rendered result bodies (service/api/rendered.py)."""
+    rendered: RenderedCache = request.app.state.rendered
+    return rendered
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
+RenderedDep = Annotated[RenderedCache, Depends(get_rendered)]
 
 
-def get_session(engine: EngineDep) -> Iterator[Session]:
+async def get_session(engine: EngineDep) -> AsyncIterator[Session]:
     """A read session for the request (writes open their own ``write_session``).
 
     It ends when the handler returns, before the response is sent (``scope="function"``), so
@@ -82,16 +94,26 @@ def get_session(engine: EngineDep) -> Iterator[Session]:
     the server dropped after the reads ran cannot break a response already started: ending a
     read transaction on a dead connection loses nothing, so that error is dropped (SQLAlchemy
     has already discarded the connection).
+
+    ``async``: making a ``Session`` does no I/O, so only its close (a rollback on the
+    connection, if one was taken) goes to the thread pool -- one hop instead of two.
     """
     session = Session(engine, expire_on_commit=False)
     try:
         yield session
     finally:
-        try:
+        if session.in_transaction():
+            await run_in_threadpool(_close_read_session, session)
+        else:
             session.close()
-        except DBAPIError as error:
-            if not error.connection_invalidated:
-                raise
+
+
+def _close_read_session(session: Session) -> None:
+    try:
+        session.close()
+    except DBAPIError as error:
+        if not error.connection_invalidated:
+            raise
 
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
@@ -133,8 +155,8 @@ _READS = frozenset({"GET", "HEAD"})
 OwnerDep = Annotated[ApiKey, Depends(get_owner)]
 
 
-def get_job(job_id: str, owner: OwnerDep, session: SessionDep) -> Job:
-    """The caller's job ``job_id``; 404 job-not-found when missing or another owner's."""
+def owned_job(session: Session, *, job_id: str, owner: ApiKey) -> Job:
+    """``owner``'s job ``job_id``; 404 job-not-found when missing or another owner's."""
     job = None
     if plausible_job_id(job_id):
         job = session.scalars(select(Job).where(Job.id == job_id, Job.owner_id == owner.id)).first()
@@ -145,6 +167,23 @@ def get_job(job_id: str, owner: OwnerDep, session: SessionDep) -> Job:
             detail=f"no job {clip(job_id)} among your jobs; list them with GET /api/v1/jobs",
         )
     return job
+
+
+def get_job(
+    job_id: str,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Job:
+    """The caller's job ``job_id`` (``owned_job``).
+
+    It checks the key itself (``get_owner`` called, not depended on) so that the key lookup and
+    the job query share one thread-pool hop: every plain ``def`` dependency is a hop of its own.
+    """
+    return owned_job(
+        session, job_id=job_id, owner=get_owner(request, session, settings, credentials)
+    )
 
 
 JobDep = Annotated[Job, Depends(get_job)]
@@ -168,7 +207,7 @@ def get_schedule(schedule_id: str, owner: OwnerDep, session: SessionDep) -> Sche
 ScheduleDep = Annotated[Schedule, Depends(get_schedule)]
 
 
-def get_clock(request: Request) -> Callable[[], datetime]:
+async def get_clock(request: Request) -> Callable[[], datetime]:
     """The app's clock (``app.state.clock``; default: UTC now): what "now" is for schedules."""
     clock: Callable[[], datetime] = getattr(request.app.state, "clock", utcnow)
     return clock

@@ -2,7 +2,7 @@
 
 Each page renders what the JSON API serves, through the same functions (``service.api.jobs``,
 ``service.api.results``), and embeds that JSON for its scripts; live data comes from the API.
-A job that is not the caller's is a 404 page, as in the API (``service.api.deps.get_job``).
+A job that is not the caller's is a 404 page, as in the API (``service.api.deps.owned_job``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel
 
 from service.api import jobs
-from service.api.deps import EngineDep, SessionDep, get_job
+from service.api.deps import EngineDep, SessionDep, owned_job
 from service.api.problems import Problem
 from service.api.results import pareto_public, trial_detail
 from service.api.schemas import JobsPublic, JobStatus
@@ -103,7 +103,7 @@ def job_page(
 ) -> HTMLResponse:
     """The front, the hypervolume history, the config, the trials; cancel."""
     try:
-        job = get_job(job_id, signed_in.owner, session)
+        job = owned_job(session, job_id=job_id, owner=signed_in.owner)
     except Problem as problem:
         return not_found(request, signed_in, problem)
     public = jobs.job_public(job)
@@ -131,7 +131,7 @@ def cancel(
 ) -> Response:
     """Cancel the job (as POST /api/v1/jobs/{id}:cancel), then back to its page."""
     try:
-        job = get_job(job_id, signed_in.owner, session)
+        job = owned_job(session, job_id=job_id, owner=signed_in.owner)
     except Problem as problem:
         return not_found(request, signed_in, problem)
     session.rollback()  # end the read before the write (SQLite: no lock held across)
@@ -156,7 +156,7 @@ def trial_page(
 ) -> HTMLResponse:
     """One trial (as GET /api/v1/jobs/{id}/trials/{n}): layers, learning curve, model."""
     try:
-        job = get_job(job_id, signed_in.owner, session)
+        job = owned_job(session, job_id=job_id, owner=signed_in.owner)
         trial = trial_detail(session, job=job, number=number, request=request)
     except Problem as problem:
         return not_found(request, signed_in, problem)
@@ -187,7 +187,8 @@ def compare_page(
     selected, missing = [], []
     for job_id in dict.fromkeys(job[:COMPARE_MAX]):
         try:
-            selected.append(jobs.job_public(get_job(job_id, signed_in.owner, session)))
+            owned = owned_job(session, job_id=job_id, owner=signed_in.owner)
+            selected.append(jobs.job_public(owned))
         except Problem:
             missing.append(job_id)
     known = {choice.id for choice in choices}

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, delete, insert, update
 
 from service.db.engine import write_session
-from service.db.tables import HypervolumeHistory, ParetoMember, Trial, TrialWeights
+from service.db.tables import HypervolumeHistory, Job, ParetoMember, Trial, TrialWeights
 
 P = "https://paretonas.dev/problems/"
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -144,6 +144,38 @@ def test_pareto(client: TestClient, auth: dict[str, str], job_id: str) -> None:
     ]
     assert body["objectives"] == ["accuracy", "params"]
     assert len(body["reference_point"]) == 2
+
+
+def test_results_are_rendered_once_per_job_version(
+    client: TestClient, auth: dict[str, str], job_id: str, db_engine: Engine
+) -> None:
+    """Front and trial pages come from the per-process cache until the job row changes; every
+    worker write that changes them also updates the job row (service/api/rendered.py)."""
+    rendered = client.app.state.rendered  # type: ignore[attr-defined]
+    pareto, trials = f"/api/v1/jobs/{job_id}/pareto", f"/api/v1/jobs/{job_id}/trials"
+    first = client.get(pareto, headers=auth).json()
+    page = client.get(trials, headers=auth).json()
+    hits = rendered.hits
+    assert client.get(pareto, headers=auth).json() == first
+    assert client.get(trials, headers=auth).json() == page
+    assert rendered.hits == hits + 2
+    with write_session(db_engine) as session:  # what record.py does when trial 6 completes
+        session.execute(insert(Trial).values(
+            job_id=job_id, number=6, state="complete", params_json="{}", spec_json="{}",
+            val_accuracy=0.99, params=1000, started_at=T0))
+        session.execute(delete(ParetoMember).where(ParetoMember.job_id == job_id))
+        session.execute(insert(ParetoMember).values(
+            job_id=job_id, trial_number=6, val_accuracy=0.99, params=1000, spec_json="{}",
+            added_at=T0))
+        session.execute(insert(HypervolumeHistory).values(
+            job_id=job_id, n_complete=4, hypervolume=0.9, recorded_at=T0))
+        session.execute(update(Job).where(Job.id == job_id).values(
+            n_complete=Job.n_complete + 1, front_size=1, updated_at=datetime.now(UTC)))
+    after = client.get(pareto, headers=auth).json()
+    assert [m["trial_number"] for m in after["members"]] == [6]
+    assert after["history"][-1]["hypervolume"] == 0.9
+    assert [t["number"] for t in client.get(trials, headers=auth).json()["data"]] == [*TRIALS, 6]
+    assert rendered.hits == hits + 2  # both were rendered again
 
 
 def test_model_download(client: TestClient, auth: dict[str, str], job_id: str) -> None:

@@ -102,8 +102,9 @@ def test_history_changes_is_the_same_step_curve(
     client: TestClient, seeded: tuple[SeededJob, dict[str, str]]
 ) -> None:
     job, auth = seeded
-    full = client.get("/api/v1/jobs/job_A/pareto", headers=auth).json()
+    full = client.get("/api/v1/jobs/job_A/pareto?history=all", headers=auth).json()
     changes = client.get("/api/v1/jobs/job_A/pareto?history=changes", headers=auth).json()
+    assert client.get("/api/v1/jobs/job_A/pareto", headers=auth).json() == changes  # default
     assert len(full["history"]) == job.n_complete
     assert len(changes["history"]) < len(full["history"])
 

@@ -10,6 +10,7 @@ from service.api import jobs
 from service.api.deps import EngineDep, JobDep, OwnerDep, SessionDep, SettingsDep, release
 from service.api.openapi import problems
 from service.api.presence import worker_warning
+from service.api.rendered import json_response
 from service.api.schemas import JobCreate, JobPublic, JobsPublic, JobStatus
 
 __all__ = ["router"]
@@ -67,13 +68,13 @@ def list_jobs(
     )
 
 
-@router.get("/{job_id}", name="get_job", responses=problems(404))
-def get_job(job: JobDep, session: SessionDep, settings: SettingsDep) -> JobPublic:
+@router.get("/{job_id}", name="get_job", response_model=JobPublic, responses=problems(404))
+def get_job(job: JobDep, session: SessionDep, settings: SettingsDep) -> Response:
     """A job: status, trial counts, front size, hypervolume, timestamps, error, and a
     ``warning`` while no worker is live ("no worker has been seen for N s ...")."""
     active = job.status in ("queued", "running")
     warning = worker_warning(session, settings=settings) if active else None
-    return jobs.job_public(job, warning=warning)
+    return json_response(jobs.job_public(job, warning=warning))
 
 
 @router.post(

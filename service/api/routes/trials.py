@@ -8,11 +8,12 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.api.deps import JobDep, SessionDep
+from service.api.deps import JobDep, RenderedDep, SessionDep
 from service.api.model_formats import FORMATS, MEDIA_TYPE, check_format, model_bytes
 from service.api.openapi import problems
 from service.api.pagination import MAX_OFFSET, decode_offset, encode_cursor
 from service.api.problems import Problem
+from service.api.rendered import job_version
 from service.api.result_schemas import HistoryMode
 from service.api.results import pareto_public, trial_public
 from service.api.schemas import ParetoPublic, TrialsPublic, TrialState
@@ -35,15 +36,16 @@ _SORT_COLUMNS = {
 SORTS = tuple(f"{sign}{name}" for name in _SORT_COLUMNS for sign in ("", "-"))
 
 
-@router.get("/trials", responses=problems(404))
+@router.get("/trials", response_model=TrialsPublic, responses=problems(404))
 def list_trials(
     job: JobDep,
     session: SessionDep,
+    rendered: RenderedDep,
     sort: Annotated[str, Query(json_schema_extra={"enum": list(SORTS)})] = "number",
     state: TrialState | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: Annotated[str | None, Query(max_length=1024)] = None,
-) -> TrialsPublic:
+) -> Response:
     """The job's trials, ``limit`` at a time, sorted by ``sort`` (``-`` descending; trials
     without the value last, ties by number)."""
     if sort not in SORTS:
@@ -53,28 +55,56 @@ def list_trials(
             detail=f"sort: got {sort!r}; allowed: {', '.join(SORTS)}",
             allowed=list(SORTS),
         )
+    offset = decode_offset(cursor) if cursor else 0
+    key = ("trials", sort, state, limit, offset, *job_version(job))
+    return rendered.response(
+        key, lambda: trials_page(session, job_id=job.id, sort=sort, state=state, limit=limit,
+                                 offset=offset)
+    )
+
+
+def trials_page(
+    session: Session, *, job_id: str, sort: str, state: str | None, limit: int, offset: int
+) -> TrialsPublic:
+    """One page of a job's trials. The page's trial numbers are found first (a narrow sort, or
+    a walk of the (job_id, number) index), then only those rows are read whole: sorting whole
+    rows to skip ``offset`` of them spills to disk on PostgreSQL for a 10,000-trial job."""
     column = _SORT_COLUMNS[sort.lstrip("-")]
     order = (column.desc() if sort.startswith("-") else column.asc()).nulls_last()
-    offset = decode_offset(cursor) if cursor else 0
-    query = select(Trial).where(Trial.job_id == job.id)
+    numbers = select(Trial.number).where(Trial.job_id == job_id)
     if state is not None:
-        query = query.where(Trial.state == state)
-    rows = list(
-        session.scalars(query.order_by(order, Trial.number).offset(offset).limit(limit + 1))
+        numbers = numbers.where(Trial.state == state)
+    page = list(
+        session.scalars(numbers.order_by(order, Trial.number).offset(offset).limit(limit + 1))
     )
-    more = len(rows) > limit and offset + limit <= MAX_OFFSET
+    rows = {
+        row.number: row
+        for row in session.scalars(
+            select(Trial).where(Trial.job_id == job_id, Trial.number.in_(page[:limit]))
+        )
+    }
+    more = len(page) > limit and offset + limit <= MAX_OFFSET
     next_cursor = encode_cursor({"offset": offset + limit}) if more else None
-    return TrialsPublic(data=[trial_public(row) for row in rows[:limit]], next_cursor=next_cursor)
+    return TrialsPublic(
+        data=[trial_public(rows[number]) for number in page[:limit]], next_cursor=next_cursor
+    )
 
 
-@router.get("/pareto", responses=problems(404))
+@router.get("/pareto", response_model=ParetoPublic, responses=problems(404))
 def get_pareto(
-    job: JobDep, session: SessionDep, request: Request, history: HistoryMode = "all"
-) -> ParetoPublic:
-    """The front (by parameters), the reference point and the hypervolume history: after each
-    trial (``history=all``), only where it changed (``changes``: the same step curve, far
-    smaller for long searches) or none (``none``)."""
-    return pareto_public(session, job=job, request=request, history=history)
+    job: JobDep,
+    session: SessionDep,
+    request: Request,
+    rendered: RenderedDep,
+    history: HistoryMode = "changes",
+) -> Response:
+    """The front (by parameters), the reference point and the hypervolume history: only where
+    it changed (``changes``, the default: the same step curve, the size of the front's history),
+    after every trial (``all``: one point per complete trial) or none (``none``)."""
+    key = ("pareto", history, request.scope.get("root_path", ""), *job_version(job))
+    return rendered.response(
+        key, lambda: pareto_public(session, job=job, request=request, history=history)
+    )
 
 
 @router.get(
