@@ -9,6 +9,7 @@
     PARETONAS_MAX_BODY_BYTES=1048576           # larger request bodies: 413 (read no further)
     PARETONAS_DB_POOL_SIZE=10                  # connections the API keeps to its database
     PARETONAS_RESPONSE_CACHE_MB=64             # rendered fronts / trial pages kept per API process
+    PARETONAS_WORKER_NICE=10                   # workers yield the CPU to an API on the same host
 
 Empty database URLs default to SQLite files under ``data_dir`` (separate files: a worker holds the
 service file's write lock while it asks Optuna for a trial). Our migrations use their own version
@@ -96,6 +97,7 @@ class Settings(BaseSettings):
     db_pool_timeout_seconds: float = Field(default=10.0, gt=0)
     retry_after_seconds: int = Field(default=2, ge=1)
     response_cache_mb: int = Field(default=64, ge=0)  # rendered results kept per API process
+    worker_nice: int = Field(default=10, ge=0, le=19)  # a worker's CPU priority below the API's
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     scheduler_enabled: bool = True  # `paretonas serve` runs the cron scheduler in a thread

@@ -11,6 +11,7 @@ PARETONAS_HEARTBEAT_SECONDS; the Ray cluster from --ray or PARETONAS_RAY_ADDRESS
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
@@ -63,6 +64,10 @@ def worker(
     else:
         device = device or "cpu"
         _check_device(device)
+        # Training is batch work: on a host that also serves the API (`paretonas serve
+        # --workers N`, or a worker beside it), requests are answered first. Alone on a host,
+        # a lower priority costs nothing.
+        os.nice(settings.worker_nice)
         retain_freed_memory()  # this process trains: keep freed tensor memory (search/heap.py)
     worker_id = new_worker_id()
     set_worker_id(worker_id)

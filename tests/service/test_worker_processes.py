@@ -7,6 +7,7 @@ retries failing its job is tested in-process, in test_worker_claim.py.)
 from __future__ import annotations
 
 import json
+import os
 import signal
 
 from sqlalchemy import select
@@ -69,6 +70,9 @@ def test_sigkill_mid_trial_loses_nothing(service_db: ServiceDB) -> None:
     job_id = create_job(service_db, n_trials=3, epochs=25)
     doomed = service_db.start_worker(name="doomed")
     row = wait_until(lambda: _running(service_db, job_id), what="a running trial", watch=doomed)
+    # a worker trains below the CPU priority of the API (PARETONAS_WORKER_NICE, default 10)
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
+    assert os.getpriority(os.PRIO_PROCESS, doomed.process.pid) == min(19, ours + 10)
     doomed.signal(signal.SIGKILL)
     doomed.wait()
     survivor = service_db.start_worker(name="survivor")
