@@ -13,13 +13,14 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from service.db.base import utcnow
 from service.db.tables import ApiKey
 
-__all__ = ["KEY_PREFIX", "NewKey", "authenticate", "create_key", "hash_key", "revoke_key"]
+__all__ = ["KEY_PREFIX", "NewKey", "authenticate", "create_key", "hash_key", "live_key_query",
+           "revoke_key"]
 
 KEY_PREFIX = "pnas_"
 PREFIX_LENGTH = 8
@@ -51,13 +52,18 @@ def create_key(session: Session, *, name: str) -> NewKey:
     return NewKey(id=row.id, name=name, prefix=row.prefix, key=key)
 
 
-def authenticate(session: Session, key: str) -> ApiKey | None:
-    """The live key row for ``key``; None for an unknown or revoked key."""
+def live_key_query(key: str) -> Select[ApiKey] | None:
+    """The query for ``key``'s live (unrevoked) row; None when ``key`` cannot be a key. A caller
+    may join what it reads next to it, to read both in one round trip."""
     if not key.startswith(KEY_PREFIX):
         return None
-    return session.scalars(
-        select(ApiKey).where(ApiKey.key_hash == hash_key(key), ApiKey.revoked_at.is_(None))
-    ).one_or_none()
+    return select(ApiKey).where(ApiKey.key_hash == hash_key(key), ApiKey.revoked_at.is_(None))
+
+
+def authenticate(session: Session, key: str) -> ApiKey | None:
+    """The live key row for ``key``; None for an unknown or revoked key."""
+    query = live_key_query(key)
+    return None if query is None else session.scalars(query).one_or_none()
 
 
 def revoke_key(session: Session, *, key_id: int) -> ApiKey | None:

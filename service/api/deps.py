@@ -31,7 +31,7 @@ from service.api.rendered import RenderedCache
 from service.dashboard.session import current_session
 from service.db.base import utcnow
 from service.db.tables import ApiKey, Job, Schedule
-from service.keys import authenticate
+from service.keys import authenticate, live_key_query
 from service.settings import Settings
 
 __all__ = [
@@ -145,9 +145,13 @@ def get_owner(
         raise Problem("unauthorized", status=401, detail=detail, headers=_CHALLENGE)
     owner = authenticate(session, credentials.credentials)
     if owner is None:
-        detail = "the API key is unknown or revoked; create one with paretonas keys create"
-        raise Problem("unauthorized", status=401, detail=detail, headers=_CHALLENGE)
+        raise _unknown_key()
     return owner
+
+
+def _unknown_key() -> Problem:
+    detail = "the API key is unknown or revoked; create one with paretonas keys create"
+    return Problem("unauthorized", status=401, detail=detail, headers=_CHALLENGE)
 
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
@@ -161,12 +165,16 @@ def owned_job(session: Session, *, job_id: str, owner: ApiKey) -> Job:
     if plausible_job_id(job_id):
         job = session.scalars(select(Job).where(Job.id == job_id, Job.owner_id == owner.id)).first()
     if job is None:
-        raise Problem(
-            "job-not-found",
-            status=404,
-            detail=f"no job {clip(job_id)} among your jobs; list them with GET /api/v1/jobs",
-        )
+        raise _job_not_found(job_id)
     return job
+
+
+def _job_not_found(job_id: str) -> Problem:
+    return Problem(
+        "job-not-found",
+        status=404,
+        detail=f"no job {clip(job_id)} among your jobs; list them with GET /api/v1/jobs",
+    )
 
 
 def get_job(
@@ -176,14 +184,27 @@ def get_job(
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Job:
-    """The caller's job ``job_id`` (``owned_job``).
+    """The caller's job ``job_id``: the answers of ``get_owner`` (401) then ``owned_job`` (404).
 
-    It checks the key itself (``get_owner`` called, not depended on) so that the key lookup and
-    the job query share one thread-pool hop: every plain ``def`` dependency is a hop of its own.
+    Every job route polls through here, so it costs one thread-pool hop and, with a bearer key,
+    one query: the key's row LEFT JOIN the job (no row: the key is not live, 401; a row without
+    a job: 404). A dashboard read signed in by its cookie takes ``get_owner`` then ``owned_job``.
     """
-    return owned_job(
-        session, job_id=job_id, owner=get_owner(request, session, settings, credentials)
-    )
+    query = None
+    if credentials is not None and credentials.scheme.lower() == "bearer":
+        query = live_key_query(credentials.credentials)
+    if query is None or not plausible_job_id(job_id):
+        owner = get_owner(request, session, settings, credentials)
+        return owned_job(session, job_id=job_id, owner=owner)
+    row = session.execute(
+        query.add_columns(Job).outerjoin(Job, (Job.owner_id == ApiKey.id) & (Job.id == job_id))
+    ).one_or_none()
+    if row is None:
+        raise _unknown_key()
+    job: Job | None = row[1]
+    if job is None:
+        raise _job_not_found(job_id)
+    return job
 
 
 JobDep = Annotated[Job, Depends(get_job)]
