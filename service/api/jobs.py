@@ -19,8 +19,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.api.admission import validate_job
+from service.api.idempotency import find_replay
 from service.api.pagination import decode_keyset, encode_cursor
-from service.api.problems import Problem, clip
+from service.api.problems import Problem
 from service.api.quotas import check_quotas
 from service.api.schemas import (
     DEFAULT_CPUS_PER_TRIAL,
@@ -30,14 +31,13 @@ from service.api.schemas import (
     TrialCounts,
 )
 from service.db.base import utcnow
-from service.db.engine import read_session, write_session
+from service.db.engine import write_session
 from service.db.tables import ApiKey, Job
 from service.settings import Settings
 
 __all__ = [
     "build_job",
     "cancel_job",
-    "check_idempotency_key",
     "create_job",
     "job_public",
     "list_jobs",
@@ -117,7 +117,7 @@ def create_job(
     stored job (created False); the same key with another body is 409 idempotency-conflict."""
     digest = request_hash(body)
     if idempotency_key is not None:
-        found = _by_key(engine, owner=owner, key=idempotency_key, digest=digest)
+        found = find_replay(engine, Job, owner=owner, key=idempotency_key, digest=digest)
         if found is not None:
             return found, False
     job = build_job(body, owner=owner, settings=settings, digest=digest)
@@ -129,39 +129,11 @@ def create_job(
     except IntegrityError:
         if idempotency_key is None:
             raise
-        found = _by_key(engine, owner=owner, key=idempotency_key, digest=digest)
+        found = find_replay(engine, Job, owner=owner, key=idempotency_key, digest=digest)
         if found is None:
             raise
         return found, False  # a concurrent retry won the race
     return job, True
-
-
-def check_idempotency_key(key: str) -> None:
-    """422 for an Idempotency-Key longer than the 255 characters stored (jobs and schedules)."""
-    if len(key) > 255:
-        raise Problem(
-            "validation-error",
-            status=422,
-            detail=f"Idempotency-Key: {len(key)} characters; use at most 255 (e.g. a UUID)",
-            errors=[{"path": "header.Idempotency-Key", "message": "at most 255 characters"}],
-        )
-
-
-def _by_key(engine: Engine, *, owner: ApiKey, key: str, digest: str) -> Job | None:
-    check_idempotency_key(key)
-    with read_session(engine) as session:
-        job = session.scalars(
-            select(Job).where(Job.owner_id == owner.id, Job.idempotency_key == key)
-        ).first()
-    if job is not None and job.request_hash != digest:
-        raise Problem(
-            "idempotency-conflict",
-            status=409,
-            detail=f"Idempotency-Key {clip(key)} was used for job {job.id} with a different body; "
-            "send a new key for a new job",
-            job_id=job.id,
-        )
-    return job
 
 
 def list_jobs(

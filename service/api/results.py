@@ -40,6 +40,7 @@ __all__ = [
     "layer_kinds",
     "layers_of",
     "model_url",
+    "model_urls",
     "pareto_public",
     "trial_detail",
     "trial_points",
@@ -89,6 +90,11 @@ def layer_kinds(spec: dict[str, Any] | None) -> str:
 def model_url(request: Request, *, job_id: str, number: int) -> str:
     """The path of a front member's safetensors download."""
     return str(request.url_for("get_model", job_id=job_id, number=number).path)
+
+
+def model_urls(url: str) -> dict[str, str]:
+    """Each download format's URL: ``model_url``'s path with ``?format=`` (front and trial)."""
+    return {fmt: f"{url}?format={fmt}" for fmt in FORMATS}
 
 
 def hypervolume_history(
@@ -162,10 +168,7 @@ def pareto_public(
                 spec=json.loads(m.spec_json),
                 added_at=m.added_at,
                 model_url=model_url(request, job_id=job.id, number=m.trial_number),
-                model_urls={
-                    fmt: f"{model_url(request, job_id=job.id, number=m.trial_number)}?format={fmt}"
-                    for fmt in FORMATS
-                },
+                model_urls=model_urls(model_url(request, job_id=job.id, number=m.trial_number)),
             )
             for m in members
         ],
@@ -235,7 +238,7 @@ def trial_detail(
         **trial_public(row).model_dump(),
         on_front=on_front,
         model_url=url,
-        model_urls={fmt: f"{url}?format={fmt}" for fmt in FORMATS} if url else {},
+        model_urls=model_urls(url) if url else {},
         layers=layers_of(row.spec_json),
         curve=[
             EpochPublic(

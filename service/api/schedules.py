@@ -15,7 +15,8 @@ from sqlalchemy import Engine, and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from service.api.jobs import build_job, check_idempotency_key, new_id
+from service.api.idempotency import find_replay
+from service.api.jobs import build_job, new_id
 from service.api.pagination import decode_cursor, encode_cursor, invalid_cursor
 from service.api.problems import Problem
 from service.api.schedule_schemas import (
@@ -25,7 +26,7 @@ from service.api.schedule_schemas import (
     ScheduleUpdate,
 )
 from service.api.schemas import JobCreate
-from service.db.engine import read_session, write_session
+from service.db.engine import write_session
 from service.db.tables import ApiKey, Schedule, ScheduleRun
 from service.scheduler import fire  # a module: service.scheduler.fire imports service.api.jobs
 from service.scheduler.cron import Cron, CronError
@@ -82,8 +83,7 @@ def create_schedule(
     """Store a schedule; (schedule, created). Idempotency-Key works as for POST /jobs."""
     digest = _digest(body.model_dump(mode="json", exclude_unset=True))
     if idempotency_key is not None:
-        check_idempotency_key(idempotency_key)
-        found = _by_key(engine, owner=owner, key=idempotency_key, digest=digest)
+        found = find_replay(engine, Schedule, owner=owner, key=idempotency_key, digest=digest)
         if found is not None:
             return found, False
     cron = _cron(body.cron, body.timezone)
@@ -109,29 +109,13 @@ def create_schedule(
         with write_session(engine) as session:
             session.add(schedule)
     except IntegrityError:
-        found = None if idempotency_key is None else _by_key(
-            engine, owner=owner, key=idempotency_key, digest=digest
+        found = None if idempotency_key is None else find_replay(
+            engine, Schedule, owner=owner, key=idempotency_key, digest=digest
         )
         if found is None:
             raise
         return found, False  # a concurrent retry won the race
     return schedule, True
-
-
-def _by_key(engine: Engine, *, owner: ApiKey, key: str, digest: str) -> Schedule | None:
-    with read_session(engine) as session:
-        schedule = session.scalars(
-            select(Schedule).where(Schedule.owner_id == owner.id, Schedule.idempotency_key == key)
-        ).first()
-    if schedule is not None and schedule.request_hash != digest:
-        raise Problem(
-            "idempotency-conflict",
-            status=409,
-            detail=f"Idempotency-Key {key!r} was used for schedule {schedule.id} with a different "
-            "body; send a new key for a new schedule",
-            schedule_id=schedule.id,
-        )
-    return schedule
 
 
 def list_schedules(

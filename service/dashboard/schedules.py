@@ -7,6 +7,7 @@ functions (``service.api.schedules``); pause and resume are PATCH /api/v1/schedu
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
@@ -68,64 +69,52 @@ def schedules_page(
     )
 
 
-def _set_paused(
-    schedule_id: str,
-    *,
-    paused: bool,
-    request: Request,
-    signed_in: CsrfCheckedDep,
-    session: SessionDep,
-    engine: EngineDep,
-    settings: SettingsDep,
-    now: ClockDep,
-) -> Response:
-    try:
-        schedule = get_schedule(schedule_id, signed_in.owner, session)
-    except Problem as problem:
-        return not_found(request, signed_in, problem)
-    session.rollback()  # end the read before the write (SQLite: no lock held across)
-    updated = schedules.update_schedule(
-        engine,
-        schedule_id=schedule.id,
-        body=ScheduleUpdate(paused=paused),
-        owner=signed_in.owner,
-        settings=settings,
-        now=now(),
+def _set_paused_route(*, paused: bool, doc: str) -> Callable[..., Response]:
+    """The pause and the resume form's handler, which differ only in the value they set.
+
+    One body for both; each route gets its own function (FastAPI reads the dependencies from its
+    signature, and the route name from its name).
+    """
+
+    def set_paused(
+        schedule_id: str,
+        request: Request,
+        signed_in: CsrfCheckedDep,
+        session: SessionDep,
+        engine: EngineDep,
+        settings: SettingsDep,
+        now: ClockDep,
+    ) -> Response:
+        try:
+            schedule = get_schedule(schedule_id, signed_in.owner, session)
+        except Problem as problem:
+            return not_found(request, signed_in, problem)
+        session.rollback()  # end the read before the write (SQLite: no lock held across)
+        updated = schedules.update_schedule(
+            engine,
+            schedule_id=schedule.id,
+            body=ScheduleUpdate(paused=paused),
+            owner=signed_in.owner,
+            settings=settings,
+            now=now(),
+        )
+        notice = f"{updated.name}: {'paused' if paused else 'resumed'}."
+        target = request.url_for("schedules_page").path
+        return RedirectResponse(f"{target}?{urlencode({'notice': notice})}", status_code=303)
+
+    set_paused.__name__ = set_paused.__qualname__ = "pause" if paused else "resume"
+    set_paused.__doc__ = doc
+    return set_paused
+
+
+pause = router.post("/schedules/{schedule_id}/pause")(
+    _set_paused_route(
+        paused=True,
+        doc='Pause the schedule (as PATCH {"paused": true}), then back to the schedules page.',
     )
-    notice = f"{updated.name}: {'paused' if paused else 'resumed'}."
-    target = request.url_for("schedules_page").path
-    return RedirectResponse(f"{target}?{urlencode({'notice': notice})}", status_code=303)
-
-
-@router.post("/schedules/{schedule_id}/pause")
-def pause(
-    schedule_id: str,
-    request: Request,
-    signed_in: CsrfCheckedDep,
-    session: SessionDep,
-    engine: EngineDep,
-    settings: SettingsDep,
-    now: ClockDep,
-) -> Response:
-    """Pause the schedule (as PATCH {"paused": true}), then back to the schedules page."""
-    return _set_paused(
-        schedule_id, paused=True, request=request, signed_in=signed_in, session=session,
-        engine=engine, settings=settings, now=now,
+)
+resume = router.post("/schedules/{schedule_id}/resume")(
+    _set_paused_route(
+        paused=False, doc='Resume it from its next due time (as PATCH {"paused": false}).'
     )
-
-
-@router.post("/schedules/{schedule_id}/resume")
-def resume(
-    schedule_id: str,
-    request: Request,
-    signed_in: CsrfCheckedDep,
-    session: SessionDep,
-    engine: EngineDep,
-    settings: SettingsDep,
-    now: ClockDep,
-) -> Response:
-    """Resume it from its next due time (as PATCH {"paused": false})."""
-    return _set_paused(
-        schedule_id, paused=False, request=request, signed_in=signed_in, session=session,
-        engine=engine, settings=settings, now=now,
-    )
+)

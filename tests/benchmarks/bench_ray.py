@@ -22,7 +22,6 @@ utilisation; without one those columns are printed as not measured.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -31,21 +30,20 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, insert, select
+from sqlalchemy import Engine, create_engine, select
 
 from search.config import parse_config
-from search.engine import reference_point
 from service.db.migrations import upgrade
-from service.db.tables import ApiKey, Job, Trial
+from service.db.tables import Job, Trial
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 from tests.service.ray_support import RayHead  # noqa: E402
+from tests.service.test_worker_support import insert_job  # noqa: E402
 
 ENV = {
     "PARETONAS_LEASE_SECONDS": "60",
@@ -76,31 +74,14 @@ def _create_job(
     body: dict[str, Any] = {"dataset": "digits", "n_trials": trials, "seed": 0}
     if epochs is not None:
         body["train"] = {"epochs": epochs}
-    config = parse_config(body)
-    job_id = f"job_{uuid.uuid4().hex[:26].upper()}"
-    with engine.begin() as connection:
-        key = connection.execute(
-            insert(ApiKey)
-            .values(name="bench", prefix=job_id[-8:], key_hash=uuid.uuid4().hex * 2)
-            .returning(ApiKey.id)
-        ).scalar_one()
-        connection.execute(
-            insert(Job).values(
-                id=job_id,
-                owner_id=key,
-                status="queued",
-                dataset="digits",
-                config_json=json.dumps(config.to_dict()),
-                n_trials=trials,
-                parallelism=2 if gpus == 0 else max(2, round(1 / gpus)),
-                gpus_per_trial=gpus,
-                cpus_per_trial=cpus,
-                study_name=f"bench-{job_id}",
-                request_hash=uuid.uuid4().hex,
-                reference_point_json=json.dumps(reference_point(config)),
-            )
-        )
-    return job_id
+    return insert_job(
+        engine,
+        config=parse_config(body).to_dict(),
+        parallelism=2 if gpus == 0 else max(2, round(1 / gpus)),
+        gpus_per_trial=gpus,
+        cpus_per_trial=cpus,
+        owner="bench",
+    )
 
 
 def _run(

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,42 +12,18 @@ from typer.testing import CliRunner
 
 from search import engine
 from search.config import parse_config
-from search.datasets import Splits, load_dataset, split_dataset
+from search.datasets import Splits
 from search.early_stop import EarlyStopping, Finished, choose_baseline
 from search.errors import SpaceError
 from search.records import StudyRef, TrialOutcome
-from search.study import MEMORY_URL, UserAttr, get_storage
+from search.study import UserAttr, get_storage
 from service.cli import app
+from tests.search.conftest import NewRef
 
 SPACE = {"depth": [1, 2], "kinds": ["full", "bilinear"], "multipliers": [0.25, 0.5, 1, 2],
          "train": {"epochs": 4, "finetune_epochs": 0, "batch_size": 256}}
 
 SMALL = {**SPACE, "multipliers": [0.25, 0.5]}  # what the tests that train use
-
-
-@pytest.fixture(scope="module")
-def splits() -> Splits:
-    return split_dataset(load_dataset("digits"), seed=0)
-
-
-_CREATED: list[StudyRef] = []
-
-
-def _ref() -> StudyRef:
-    ref = StudyRef(storage_url=MEMORY_URL, study_name=f"test-early-{uuid.uuid4().hex}")
-    _CREATED.append(ref)
-    return ref
-
-
-@pytest.fixture(autouse=True)
-def _delete_studies() -> Iterator[None]:
-    yield
-    storage = get_storage(MEMORY_URL)
-    names = {s.study_name for s in optuna.get_all_study_summaries(storage)}
-    while _CREATED:
-        name = _CREATED.pop().study_name
-        if name in names:
-            optuna.delete_study(study_name=name, storage=storage)
 
 
 @pytest.mark.parametrize(("data", "message"), [
@@ -117,10 +91,11 @@ def _told(ref: StudyRef, number: int, *, accuracy: float, params: int,
         feasible=True, train_seconds=0.1, spec_json="{}", curve=curve))
 
 
-def test_a_trial_behind_its_neighbour_stops_at_the_checkpoint(splits: Splits) -> None:
+def test_a_trial_behind_its_neighbour_stops_at_the_checkpoint(splits: Splits,
+                                                              new_ref: NewRef) -> None:
     config = parse_config({"space": SMALL, "seed": 0, "early_stopping": {"checkpoints": [2],
                                                                          "margin": 0.05}})
-    ref = _ref()
+    ref = new_ref()
     engine.create_study(ref=ref, config=config)
     first = engine.ask(ref=ref, config=config)
     # A (made-up) neighbour with fewer parameters than anything in the space and perfect accuracy
@@ -149,10 +124,11 @@ def test_a_trial_behind_its_neighbour_stops_at_the_checkpoint(splits: Splits) ->
     assert frozen.user_attrs[UserAttr.OUTCOME] == "stopped_early"
 
 
-def test_without_a_neighbour_or_when_off_a_trial_trains_to_the_end(splits: Splits) -> None:
+def test_without_a_neighbour_or_when_off_a_trial_trains_to_the_end(splits: Splits,
+                                                                   new_ref: NewRef) -> None:
     for rule in ({"checkpoints": [1], "margin": 0.0}, False):
         config = parse_config({"space": SMALL, "seed": 0, "early_stopping": rule})
-        ref = _ref()
+        ref = new_ref()
         engine.create_study(ref=ref, config=config)
         first = engine.ask(ref=ref, config=config)
         # the only finished trial has MORE parameters than anything in the space
@@ -164,10 +140,10 @@ def test_without_a_neighbour_or_when_off_a_trial_trains_to_the_end(splits: Split
 
 
 @pytest.mark.parametrize("sampler", ["tpe", "nsga2"])
-def test_samplers_keep_proposing_after_many_stopped_trials(sampler: str) -> None:
+def test_samplers_keep_proposing_after_many_stopped_trials(sampler: str, new_ref: NewRef) -> None:
     config = parse_config({"space": SPACE, "n_trials": 80, "seed": 1, "sampler": sampler,
                            "skip_duplicates": False})
-    ref = _ref()
+    ref = new_ref()
     engine.create_study(ref=ref, config=config)
     proposals = []
     for i in range(60):

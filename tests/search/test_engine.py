@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import optuna
@@ -15,38 +13,14 @@ from models.serialize import from_safetensors
 from models.spec import ArchSpec
 from search import engine
 from search.config import SearchConfig, parse_config
-from search.datasets import Splits, load_dataset, split_dataset
+from search.datasets import Splits
 from search.errors import SearchError, SpaceError
 from search.records import StudyRef, TrialOutcome
 from search.study import MEMORY_URL, get_storage
+from tests.search.conftest import NewRef
 
 TINY_SPACE = {"depth": [1, 2], "multipliers": [0.25, 0.5], "kinds": ["full", "bilinear"],
               "train": {"epochs": 1, "finetune_epochs": 1, "batch_size": 128}}
-
-
-@pytest.fixture(scope="module")
-def splits() -> Splits:
-    return split_dataset(load_dataset("digits"), seed=0)
-
-
-_CREATED: list[StudyRef] = []
-
-
-def _ref() -> StudyRef:
-    """A study name no other test uses; deleted after the test."""
-    ref = StudyRef(storage_url=MEMORY_URL, study_name=f"test-engine-{uuid.uuid4().hex}")
-    _CREATED.append(ref)
-    return ref
-
-
-@pytest.fixture(autouse=True)
-def _delete_studies() -> Iterator[None]:
-    yield
-    storage = get_storage(MEMORY_URL)
-    while _CREATED:
-        ref = _CREATED.pop()
-        if ref.study_name in {s.study_name for s in optuna.get_all_study_summaries(storage)}:
-            optuna.delete_study(study_name=ref.study_name, storage=storage)
 
 
 def _config(**overrides: Any) -> SearchConfig:
@@ -73,11 +47,11 @@ def _fake(number: int, *, accuracy: float, params: int, max_params: int | None =
 
 
 @pytest.mark.parametrize("sampler", ["tpe", "nsga2", "random"])
-def test_same_seed_same_trials_and_values(splits: Splits, sampler: str) -> None:
+def test_same_seed_same_trials_and_values(splits: Splits, sampler: str, new_ref: NewRef) -> None:
     config = _config(sampler=sampler)
     runs = []
     for _ in range(2):
-        ref = _ref()
+        ref = new_ref()
         engine.create_study(ref=ref, config=config)
         _run(ref, config, splits, 5)
         runs.append([(r.trial_params, r.values) for r in engine.trials(ref=ref)])
@@ -86,9 +60,9 @@ def test_same_seed_same_trials_and_values(splits: Splits, sampler: str) -> None:
     assert len({json.dumps(p, sort_keys=True) for p, _ in runs[0]}) > 1  # not one trial 5 times
 
 
-def test_outcome_is_measured_on_the_pruned_architecture(splits: Splits) -> None:
+def test_outcome_is_measured_on_the_pruned_architecture(splits: Splits, new_ref: NewRef) -> None:
     config = _config(space={**TINY_SPACE, "kinds": ["lowrank"], "depth": 1})
-    ref = _ref()
+    ref = new_ref()
     engine.create_study(ref=ref, config=config)
     (outcome,) = _run(ref, config, splits, 1)
     spec = ArchSpec.from_json(outcome.spec_json)
@@ -103,11 +77,11 @@ def test_outcome_is_measured_on_the_pruned_architecture(splits: Splits) -> None:
     assert record.test_accuracy == outcome.test_accuracy and record.feasible is True
 
 
-def test_max_params_is_a_constraint_not_a_penalty(splits: Splits) -> None:
+def test_max_params_is_a_constraint_not_a_penalty(splits: Splits, new_ref: NewRef) -> None:
     small = {"depth": 1, "layers.0.kind": "bilinear", "layers.0.multiplier": 0.25}
     large = {"depth": 1, "layers.0.kind": "full", "layers.0.multiplier": 0.5}
     config = _config(max_params=20_000, warm_start=[large, small])
-    ref = _ref()
+    ref = new_ref()
     engine.create_study(ref=ref, config=config)
     outcomes = _run(ref, config, splits, 2)
     # Warm-start trials come first, in order; the full layer (64 -> 512) is over the limit.
@@ -128,9 +102,9 @@ def test_max_params_is_a_constraint_not_a_penalty(splits: Splits) -> None:
     ]
 
 
-def test_front_is_complete_feasible_and_non_dominated() -> None:
+def test_front_is_complete_feasible_and_non_dominated(new_ref: NewRef) -> None:
     config = _config(max_params=5000)  # the fakes below judge feasibility at 1000 themselves
-    ref = _ref()
+    ref = new_ref()
     engine.create_study(ref=ref, config=config)
     for _ in range(6):
         engine.ask(ref=ref, config=config)
@@ -152,9 +126,9 @@ def test_front_is_complete_feasible_and_non_dominated() -> None:
     assert engine.trials(ref=ref)[0].state == "complete"
 
 
-def test_retry_enqueues_the_same_parameters() -> None:
+def test_retry_enqueues_the_same_parameters(new_ref: NewRef) -> None:
     config = _config()
-    ref = _ref()
+    ref = new_ref()
     engine.create_study(ref=ref, config=config)
     first = engine.ask(ref=ref, config=config)
     engine.fail(ref=ref, number=first.number, reason="worker died")
@@ -164,8 +138,8 @@ def test_retry_enqueues_the_same_parameters() -> None:
     assert (again.params, again.spec_json) == (first.params, first.spec_json)
 
 
-def test_create_study_is_idempotent_and_checks_objectives() -> None:
-    ref = _ref()
+def test_create_study_is_idempotent_and_checks_objectives(new_ref: NewRef) -> None:
+    ref = new_ref()
     config = _config(warm_start=[{"depth": 1, "layers.0.kind": "full",
                                   "layers.0.multiplier": 0.25}])
     engine.create_study(ref=ref, config=config)
@@ -183,9 +157,9 @@ def test_create_study_is_idempotent_and_checks_objectives() -> None:
         engine.ask(ref=StudyRef(storage_url=MEMORY_URL, study_name="nope"), config=config)
 
 
-def test_three_objectives_add_macs(splits: Splits) -> None:
+def test_three_objectives_add_macs(splits: Splits, new_ref: NewRef) -> None:
     config = _config(objectives=["accuracy", "params", "macs"])
-    ref = _ref()
+    ref = new_ref()
     engine.create_study(ref=ref, config=config)
     (outcome,) = _run(ref, config, splits, 1)
     assert outcome.values == (outcome.val_accuracy, float(outcome.params), float(outcome.macs))
@@ -213,9 +187,9 @@ def test_shape_errors() -> None:
         _config(warm_start=[{"depth": 5}])
 
 
-def test_an_error_after_ask_fails_the_trial_it_was_handed(monkeypatch: pytest.MonkeyPatch
-                                                          ) -> None:
-    ref, config = _ref(), _config()
+def test_an_error_after_ask_fails_the_trial_it_was_handed(monkeypatch: pytest.MonkeyPatch,
+                                                          new_ref: NewRef) -> None:
+    ref, config = new_ref(), _config()
     engine.create_study(ref=ref, config=config)
 
     def broken(*args: Any, **kwargs: Any) -> Any:
@@ -228,8 +202,8 @@ def test_an_error_after_ask_fails_the_trial_it_was_handed(monkeypatch: pytest.Mo
     assert (record.state, record.reason) == ("failed", "SpaceError: layers[0]: cannot decode")
 
 
-def test_fail_running_fails_running_trials_of_one_owner_or_all() -> None:
-    ref, config = _ref(), _config()
+def test_fail_running_fails_running_trials_of_one_owner_or_all(new_ref: NewRef) -> None:
+    ref, config = new_ref(), _config()
     engine.create_study(ref=ref, config=config)
     mine = engine.ask(ref=ref, config=config, owner="run-a").number
     theirs = engine.ask(ref=ref, config=config, owner="run-b").number

@@ -9,7 +9,7 @@ import torch
 
 from models import build_model, count_macs, count_params
 from models.spec import ArchSpec, LayerSpec
-from search.datasets import Splits, load_dataset, split_dataset
+from search.datasets import Splits
 from search.errors import SearchError
 from search.training import EpochReport, TrainConfig, train
 
@@ -17,11 +17,6 @@ MLP = ArchSpec(input_shape=(1, 8, 8), num_classes=10, base_channels=1, hidden_hw
                layers=(LayerSpec(kind="full"),))
 LOWRANK = ArchSpec(input_shape=(1, 8, 8), num_classes=10, base_channels=1, hidden_hw=(8, 8),
                    layers=(LayerSpec(kind="lowrank", energy_threshold=0.05),))
-
-
-@pytest.fixture(scope="module")
-def splits() -> Splits:
-    return split_dataset(load_dataset("digits"), seed=0)
 
 
 def fresh(spec: ArchSpec, seed: int = 0) -> torch.nn.Module:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import optuna
@@ -13,7 +11,7 @@ from typer.testing import CliRunner
 from models import count_params
 from search import engine
 from search.config import SearchConfig, parse_config
-from search.datasets import Splits, load_dataset, split_dataset
+from search.datasets import Splits
 from search.errors import SpaceError
 from search.records import StudyRef
 from search.space import parse_space
@@ -24,8 +22,9 @@ from search.space.extent import (
     min_params,
     smallest_params,
 )
-from search.study import MEMORY_URL, get_storage
+from search.study import get_storage
 from service.cli import app
+from tests.search.conftest import NewRef
 
 FOUR = {"depth": [1], "kinds": ["full", "bilinear"], "multipliers": [0.25, 0.5],
         "train": {"epochs": 1, "finetune_epochs": 0, "batch_size": 256}}
@@ -37,31 +36,6 @@ SPACES: list[dict[str, Any]] = [
      "lowrank": {"decompositions": ["channel", "spatial"]},
      "convs": [{"kinds": ["full", "lowrank"], "multipliers": [1, 2], "pool": True}]},
 ]
-
-
-@pytest.fixture(scope="module")
-def splits() -> Splits:
-    return split_dataset(load_dataset("digits"), seed=0)
-
-
-_CREATED: list[StudyRef] = []
-
-
-def _ref() -> StudyRef:
-    ref = StudyRef(storage_url=MEMORY_URL, study_name=f"test-verdicts-{uuid.uuid4().hex}")
-    _CREATED.append(ref)
-    return ref
-
-
-@pytest.fixture(autouse=True)
-def _delete_studies() -> Iterator[None]:
-    yield
-    storage = get_storage(MEMORY_URL)
-    names = {s.study_name for s in optuna.get_all_study_summaries(storage)}
-    while _CREATED:
-        name = _CREATED.pop().study_name
-        if name in names:
-            optuna.delete_study(study_name=name, storage=storage)
 
 
 @pytest.mark.parametrize("data", SPACES)
@@ -77,7 +51,7 @@ def test_count_and_smallest_match_enumeration(data: dict[str, Any]) -> None:
         "lowrank" in s.to_json() for s in specs)
 
 
-def test_max_params_below_the_smallest_architecture_is_refused() -> None:
+def test_max_params_below_the_smallest_architecture_is_refused(new_ref: NewRef) -> None:
     config = parse_config({"space": FOUR, "max_params": 3000})
     message = ("max_params: got 3000; the smallest architecture of the space has 3338 "
                "parameters: raise max_params to at least 3338 or add smaller choices to the space")
@@ -85,7 +59,7 @@ def test_max_params_below_the_smallest_architecture_is_refused() -> None:
         engine.reference_point(config)
     assert str(caught.value) == message
     with pytest.raises(SpaceError):
-        engine.create_study(ref=_ref(), config=config)
+        engine.create_study(ref=new_ref(), config=config)
     engine.reference_point(parse_config({"space": FOUR, "max_params": 3338}))  # the bound is ok
 
 
@@ -113,9 +87,10 @@ def _search(config: SearchConfig, splits: Splits, ref: StudyRef) -> tuple[int, s
 
 
 @pytest.mark.parametrize("sampler", ["tpe", "random"])
-def test_duplicates_are_not_trained_and_a_small_space_ends(splits: Splits, sampler: str) -> None:
+def test_duplicates_are_not_trained_and_a_small_space_ends(splits: Splits, sampler: str,
+                                                           new_ref: NewRef) -> None:
     config = parse_config({"space": FOUR, "n_trials": 6, "seed": 2, "sampler": sampler})
-    ref = _ref()
+    ref = new_ref()
     engine.create_study(ref=ref, config=config)
     trained, finished = _search(config, splits, ref)
     assert trained == 4
@@ -143,19 +118,20 @@ def test_duplicates_are_not_trained_and_a_small_space_ends(splits: Splits, sampl
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
 
 
-def test_skip_duplicates_off_trains_again(splits: Splits) -> None:
+def test_skip_duplicates_off_trains_again(splits: Splits, new_ref: NewRef) -> None:
     config = parse_config({"space": FOUR, "n_trials": 8, "seed": 2, "sampler": "random",
                            "skip_duplicates": False})
-    ref = _ref()
+    ref = new_ref()
     engine.create_study(ref=ref, config=config)
     trained, finished = _search(config, splits, ref)
     assert (trained, finished) == (8, None)
     assert {r.state for r in engine.trials(ref=ref)} == {"complete"}
 
 
-def test_a_retried_architecture_is_not_a_duplicate_of_its_failure(splits: Splits) -> None:
+def test_a_retried_architecture_is_not_a_duplicate_of_its_failure(splits: Splits,
+                                                                  new_ref: NewRef) -> None:
     config = parse_config({"space": FOUR, "n_trials": 4, "seed": 2})
-    ref = _ref()
+    ref = new_ref()
     engine.create_study(ref=ref, config=config)
     first = engine.next_trial(ref=ref, config=config).ticket
     assert first is not None

@@ -75,6 +75,21 @@ def test_idempotency_key_replays_and_conflicts(client: TestClient, auth: dict[st
     assert len(client.get(SCHEDULES, headers=auth).json()["data"]) == 1
 
 
+def test_a_long_conflicting_key_is_clipped_in_the_detail(
+    client: TestClient, auth: dict[str, str]
+) -> None:
+    """As for POST /jobs (one lookup serves both): the key is quoted cut to 64 characters."""
+    body = {"name": "n", "cron": "0 * * * *", "job": JOB}
+    headers = auth | {"Idempotency-Key": "k" * 200}
+    first = client.post(SCHEDULES, json=body, headers=headers)
+    other = client.post(SCHEDULES, json=body | {"name": "m"}, headers=headers)
+    assert (first.status_code, other.status_code) == (201, 409)
+    assert other.json()["detail"] == (
+        f"Idempotency-Key '{'k' * 63}... (202 characters) was used for schedule "
+        f"{first.json()['id']} with a different body; send a new key for a new schedule"
+    )
+
+
 def test_bad_cron_and_zone_name_field_and_value(client: TestClient, auth: dict[str, str]) -> None:
     bad_cron = client.post(
         SCHEDULES, json={"name": "n", "cron": "61 2 * * *", "job": JOB}, headers=auth

@@ -32,17 +32,19 @@ def test_concurrent_retries_with_one_key_store_one_job(
     body = JobCreate(dataset="digits", n_trials=3)
     barrier = threading.Barrier(2, timeout=30)
     first_lookup = threading.local()
-    real_by_key = jobs._by_key
+    real_find_replay = jobs.find_replay
 
-    def racing_by_key(engine: Engine, *, owner: ApiKey, key: str, digest: str) -> Job | None:
-        found = real_by_key(engine, owner=owner, key=key, digest=digest)
+    def racing_find_replay(
+        engine: Engine, table: type[Job], *, owner: ApiKey, key: str, digest: str
+    ) -> Job | None:
+        found = real_find_replay(engine, table, owner=owner, key=key, digest=digest)
         if not getattr(first_lookup, "done", False):  # both miss, then both insert
             first_lookup.done = True
             assert found is None
             barrier.wait()
         return found
 
-    monkeypatch.setattr(jobs, "_by_key", racing_by_key)
+    monkeypatch.setattr(jobs, "find_replay", racing_find_replay)
 
     def post() -> tuple[str, bool]:
         job, created = jobs.create_job(db_engine, body=body, owner=owner, settings=settings,

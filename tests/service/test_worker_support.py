@@ -190,13 +190,30 @@ def create_job(
     seed: int = 0,
     space: dict[str, Any] | None = None,
 ) -> str:
-    """Insert a queued job the way the API stores one; returns its id."""
+    """Insert a queued tiny-search job (``search_config``); returns its id."""
     config = search_config(n_trials=n_trials, epochs=epochs, seed=seed, space=space)
+    return insert_job(db.engine, config=config, parallelism=parallelism)
+
+
+def insert_job(
+    engine: Engine,
+    *,
+    config: dict[str, Any],
+    parallelism: int,
+    gpus_per_trial: float = 0.0,
+    cpus_per_trial: float = 1.0,
+    owner: str = "test",
+) -> str:
+    """Insert a queued job the way the API stores one, under a new API key named ``owner``.
+
+    ``config`` is a parsed search config's ``to_dict()``, stored as is; the reference point is
+    computed from it as POST /jobs does. Returns the job's id. The Ray benchmark uses it too.
+    """
     job_id = f"job_{uuid.uuid4().hex[:26].upper()}"
-    with db.engine.begin() as connection:
+    with engine.begin() as connection:
         key_id = connection.execute(
             insert(ApiKey)
-            .values(name="test", prefix=job_id[-8:], key_hash=uuid.uuid4().hex * 2)
+            .values(name=owner, prefix=job_id[-8:], key_hash=uuid.uuid4().hex * 2)
             .returning(ApiKey.id)
         ).scalar_one()
         connection.execute(
@@ -206,8 +223,10 @@ def create_job(
                 status="queued",
                 dataset="digits",
                 config_json=json.dumps(config),
-                n_trials=n_trials,
+                n_trials=config["n_trials"],
                 parallelism=parallelism,
+                gpus_per_trial=gpus_per_trial,
+                cpus_per_trial=cpus_per_trial,
                 study_name=f"study-{job_id}",
                 request_hash=uuid.uuid4().hex,
                 reference_point_json=json.dumps(reference_point(parse_config(config))),
