@@ -33,6 +33,7 @@ from service.worker.claim import Claim
 from service.worker.context import WorkerContext
 from service.worker.lease import Heartbeat
 from service.worker.loop import Worker, WorkerOptions
+from service.worker.presence import Presence
 from service.worker.ray_failures import describe_failure
 from service.worker.ray_room import Released, Resources, Room, demand, free_room
 from service.worker.ray_task import TaskResult, TrialSignals, run_trial
@@ -90,6 +91,7 @@ class RayDriver:
         self._signals: Any = None
         self._task: Any = None
         self._demand_at = -DEMAND_SECONDS
+        self.presence = Presence(self.ctx)  # the driver's row in ``workers``, started by run()
 
     def run(self) -> int:
         """Work until stopped (SIGTERM), then release what is in flight; returns 0."""
@@ -103,6 +105,9 @@ class RayDriver:
             total.get("CPU", 0.0),
             total.get("GPU", 0.0),
         )
+        # The driver's own row in ``workers`` (what /readyz and a job's "no worker has been seen"
+        # warning read): a Ray-only deployment has no other worker process.
+        self.presence.start()
         try:
             while True:
                 stopping = self.ctx.stop.is_set()
@@ -119,6 +124,7 @@ class RayDriver:
         finally:
             for flight in self.in_flight.values():  # only after an unexpected error
                 flight.heartbeat.close()  # the leases expire; any worker retries the trials
+            self.presence.close()
         log.info("ray driver %s stopped", self.ctx.worker_id)
         return 0
 
@@ -205,6 +211,7 @@ class RayDriver:
         self.in_flight[ref] = InFlight(
             claim=claim, ref=ref, heartbeat=heartbeat, resources=resources
         )
+        self._note_doing()
         log.info(
             "job %s trial %d (attempt %d) placed on Ray: %g CPUs, %g GPUs",
             job.job_id,
@@ -268,6 +275,17 @@ class RayDriver:
             ready, _ = self.ray.wait(refs, num_returns=len(refs), timeout=0)
         for ref in ready:
             self._settle(self.in_flight.pop(ref))
+        if ready:
+            self._note_doing()
+
+    def _note_doing(self) -> None:
+        """The presence row names the trial placed last of those in flight (None: idle)."""
+        latest = next(reversed(self.in_flight.values()), None)
+        if latest is None:
+            self.presence.working_on(job_id=None, trial_number=None)
+        else:
+            claim = latest.claim
+            self.presence.working_on(job_id=claim.job.job_id, trial_number=claim.number)
 
     def _settle(self, flight: InFlight) -> None:
         claim = flight.claim

@@ -23,9 +23,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from service.db.tables import Job
+from service.db.tables import Worker as WorkerRow
 from tests.service import test_worker_support as support
 from tests.service.ray_support import RayHead
 from tests.service.test_worker_processes import _assert_front_matches_trials, _state_counts
@@ -172,6 +173,10 @@ def test_cancel_stops_a_ray_trial_and_sigterm_releases_the_held_ones(
         return bool(in_db) and len(ray_head.running_trial_tasks()) == 2
 
     wait_until(both_train, what="both jobs' trials training on Ray", watch=driver, timeout=WAIT_S)
+    # the driver is the only worker process: its presence row is what /readyz reads
+    (row,) = _worker_rows(service_db)
+    assert (row.device, row.stopped_at) == ("ray", None)
+    assert row.job_id in (cancelled, held)
     service_db.cancel(cancelled)
     wait_until(
         lambda: service_db.job(cancelled).status == "cancelled",
@@ -185,9 +190,16 @@ def test_cancel_stops_a_ray_trial_and_sigterm_releases_the_held_ones(
     assert epoch is not None and int(epoch[1]) < 5000, driver.log()
     driver.signal(signal.SIGTERM)
     assert driver.wait(timeout=WAIT_S) == 0, driver.log()
+    (row,) = _worker_rows(service_db)
+    assert row.stopped_at is not None and row.job_id is None
     (released,) = service_db.trials(held)
     assert released.state == "failed"
     assert released.error == f"released by worker {released.worker_id} on shutdown"
     assert re.search(rf"job {held} trial 0 released after epoch (\d+)/5000", driver.log())
     job = service_db.job(held)
     assert (job.status, job.n_running, job.n_failed, job.n_complete) == ("running", 0, 1, 0)
+
+
+def _worker_rows(service_db: ServiceDB) -> list[Any]:
+    with service_db.engine.connect() as connection:
+        return list(connection.execute(select(WorkerRow)).all())
