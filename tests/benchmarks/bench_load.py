@@ -17,10 +17,12 @@ under 100 ms for GET /jobs/{id} and /pareto with 50 clients.
     PYTHONPATH=. .venv/bin/python tests/benchmarks/bench_load.py [--clients 50] [--seconds 60]
         [--api-workers 2] [--writers 40] [--profile]
 
-``--profile`` instead times one request end to end in-process (cProfile over 300 GET /jobs/{id}
-and 100 GET /pareto through the ASGI app, no network) and prints where the time goes.
+``--profile`` instead times one request stage by stage (key lookup, job query, serialisation, a
+thread-pool hop, the whole request in-process through the ASGI app and over HTTP; medians of
+repeated runs) and prints where the time goes.
 
-The load generator (async httpx) runs on the same machine as the API, the worker and PostgreSQL;
+The load generator (asyncio keep-alive connections for reads, httpx for the writes; it prints
+the CPU it used) runs on the same machine as the API, the worker and PostgreSQL;
 on a shared 2-core VM all of them compete for the cores, which the header states.
 """
 
@@ -125,11 +127,36 @@ def _record_trials(url: str, job_id: str, spec_json: str) -> None:
     engine.dispose()
 
 
+def _tree_cpu_seconds(root: int) -> float:
+    """User + system CPU of process ``root`` and all its descendants (Linux /proc)."""
+    parents: dict[int, int] = {}
+    used: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(entry.name)
+        parents[pid] = int(fields[1])
+        used[pid] = (int(fields[11]) + int(fields[12])) / tick
+    tree, grown = {root}, True
+    while grown:
+        more = {pid for pid, parent in parents.items() if parent in tree} - tree
+        grown = bool(more)
+        tree |= more
+    return sum(used.get(pid, 0.0) for pid in tree)
+
+
 class Stats:
     def __init__(self) -> None:
         self.latency: dict[str, list[float]] = defaultdict(list)
         self.statuses: Counter[tuple[str, int]] = Counter()
         self.errors: Counter[str] = Counter()
+        self.client_cpu_seconds = 0.0  # what the load generator itself used
+        self.server_cpu_seconds = 0.0  # what the API's processes used
 
     def line(self, route: str, seconds: float) -> str:
         values = sorted(self.latency[route])
@@ -156,37 +183,83 @@ def _job_routes(job_id: str) -> tuple[tuple[str, str], ...]:
 FLOOR_ROUTES = (("GET /healthz", "/healthz"),)
 
 
-async def _reader(client: httpx.AsyncClient, routes: tuple[tuple[str, str], ...],
+class Connection:
+    """One keep-alive HTTP/1.1 connection, GET only: the read phases' client.
+
+    httpx spends milliseconds of CPU per request with 50 connections in one pool (it used a third
+    of a core for 25 requests/s here), on the same two cores as the API; this reads a response by
+    its Content-Length (every route measured sends one) for a small fraction of that, so the
+    cores go to the server under test, as they would with clients on other machines.
+    """
+
+    def __init__(self, host: str, port: int, headers: dict[str, str]) -> None:
+        self.host, self.port = host, port
+        fields = {"Host": f"{host}:{port}", **headers}
+        self.head = "".join(f"{k}: {v}\r\n" for k, v in fields.items())
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def get(self, target: str) -> int:
+        """The status of GET ``target`` (the body is read and dropped)."""
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        try:
+            self.writer.write(f"GET {target} HTTP/1.1\r\n{self.head}\r\n".encode())
+            head = await self.reader.readuntil(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            fields = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+            length = next((v for k, v in fields.items() if k.lower() == "content-length"), None)
+            if length is None:
+                raise ConnectionError(f"no Content-Length in the answer to {target}")
+            await self.reader.readexactly(int(length))
+            if any(k.lower() == "connection" and v.lower() == "close" for k, v in fields.items()):
+                self.close()
+            return int(lines[0].split(" ", 2)[1])
+        except (OSError, asyncio.IncompleteReadError):
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
+async def _reader(client: Connection, routes: tuple[tuple[str, str], ...],
                   deadline: float, stats: Stats, rng: random.Random) -> None:
     i = rng.randrange(len(routes))
     while time.monotonic() < deadline:
         name, path = routes[i % len(routes)]
         i += 1
-        params = {}
         if name == "GET trials page":
             offset = rng.randrange(0, N_RECORDED - 100)
             token = json.dumps({"offset": offset}, separators=(",", ":")).encode()
-            params = {"cursor": base64.urlsafe_b64encode(token).decode().rstrip("=")}
+            path += "?cursor=" + base64.urlsafe_b64encode(token).decode().rstrip("=")
         started = time.perf_counter()
         try:
-            response = await client.get(path, params=params)
-        except httpx.HTTPError as error:
+            status = await client.get(path)
+        except (OSError, asyncio.IncompleteReadError) as error:
             stats.errors[f"{name}: {type(error).__name__}"] += 1
             continue
         stats.latency[name].append(time.perf_counter() - started)
-        stats.statuses[(name, response.status_code)] += 1
+        stats.statuses[(name, status)] += 1
 
 
 async def _read_phase(base: str, key: str, routes: tuple[tuple[str, str], ...], *,
                       clients: int, seconds: float) -> Stats:
     stats = Stats()
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    headers = {"Authorization": f"Bearer {key}"}
-    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits,
-                                 timeout=30.0) as client:
-        deadline = time.monotonic() + seconds
-        await asyncio.gather(*(_reader(client, routes, deadline, stats, random.Random(i))
-                               for i in range(clients)))
+    url = httpx.URL(base)
+    assert url.port is not None
+    connections = [Connection(url.host, url.port, {"Authorization": f"Bearer {key}"})
+                   for _ in range(clients)]
+    deadline = time.monotonic() + seconds
+    cpu = time.process_time()
+    await asyncio.gather(*(_reader(connection, routes, deadline, stats, random.Random(i))
+                           for i, connection in enumerate(connections)))
+    stats.client_cpu_seconds = time.process_time() - cpu
+    for connection in connections:
+        connection.close()
     return stats
 
 
@@ -212,6 +285,14 @@ async def _write_phase(base: str, keys: list[str], *, writers: int) -> Stats:
     return stats
 
 
+def _measured(api_pid: int, phase: Any) -> Stats:
+    """Run ``phase`` (a coroutine making Stats), noting the API's CPU time over it."""
+    before = _tree_cpu_seconds(api_pid)
+    stats: Stats = asyncio.run(phase)
+    stats.server_cpu_seconds = _tree_cpu_seconds(api_pid) - before
+    return stats
+
+
 def _report(title: str, stats: Stats, seconds: float) -> None:
     total = sum(len(v) for v in stats.latency.values())
     print(f"{title}: {total} requests, {total / seconds:.1f} req/s in all")
@@ -220,6 +301,13 @@ def _report(title: str, stats: Stats, seconds: float) -> None:
     print(f"  statuses: {dict(sorted(stats.statuses.items()))}")
     if stats.errors:
         print(f"  transport errors: {dict(stats.errors)}")
+    if stats.server_cpu_seconds:
+        print(f"  the API's processes used {stats.server_cpu_seconds:.1f} s of CPU: "
+              f"{1000 * stats.server_cpu_seconds / max(total, 1):.2f} ms per request")
+    if stats.client_cpu_seconds:
+        print(f"  the load generator (this process) used {stats.client_cpu_seconds:.1f} s "
+              f"of CPU in {seconds:.0f} s ({100 * stats.client_cpu_seconds / seconds:.0f} % of a "
+              "core), out of the same 2 cores as the API")
 
 
 def _wait_ready(base: str, process: subprocess.Popen[bytes], timeout: float = 180) -> None:
@@ -369,18 +457,19 @@ def main() -> None:
         print(f"uvicorn --workers {args.api_workers}; training worker "
               f"{'off' if args.no_worker else 'on (job ' + live['id'] + ')'}")
         routes = _job_routes(big["id"])
-        one = asyncio.run(_read_phase(base, keys[0], routes, clients=1, seconds=args.seconds))
+        api = processes[0].pid
+        one = _measured(api, _read_phase(base, keys[0], routes, clients=1, seconds=args.seconds))
         _report(f"\n1 client, {args.seconds:.0f} s", one, args.seconds)
-        many = asyncio.run(_read_phase(base, keys[0], routes, clients=args.clients,
+        many = _measured(api, _read_phase(base, keys[0], routes, clients=args.clients,
                                        seconds=args.seconds))
         _report(f"\n{args.clients} clients, {args.seconds:.0f} s", many, args.seconds)
         floor_seconds = max(5.0, args.seconds / 3)
-        floor = asyncio.run(_read_phase(base, keys[0], FLOOR_ROUTES, clients=args.clients,
+        floor = _measured(api, _read_phase(base, keys[0], FLOOR_ROUTES, clients=args.clients,
                                         seconds=floor_seconds))
         _report(f"\nfloor: {args.clients} clients on GET /healthz (no key, no database), "
                 f"{floor_seconds:.0f} s", floor, floor_seconds)
         started = time.perf_counter()
-        writes = asyncio.run(_write_phase(base, keys, writers=args.writers))
+        writes = _measured(api, _write_phase(base, keys, writers=args.writers))
         _report(f"\n{args.writers} concurrent POST /jobs", writes, time.perf_counter() - started)
         print("\nratios, 50 clients against 1 client (same run):")
         for route in sorted(one.latency):
