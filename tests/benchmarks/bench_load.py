@@ -15,7 +15,7 @@ failure), and the ratio of the loaded run to the one-client run. Targets (issue 
 under 100 ms for GET /jobs/{id} and /pareto with 50 clients.
 
     PYTHONPATH=. .venv/bin/python tests/benchmarks/bench_load.py [--clients 50] [--seconds 60]
-        [--api-workers 2] [--writers 40] [--profile]
+        [--api-workers 2] [--writers 40] [--without-trial-pages] [--profile]
 
 ``--profile`` instead times one request stage by stage (key lookup, job query, serialisation, a
 thread-pool hop, the whole request in-process through the ASGI app and over HTTP; medians of
@@ -410,6 +410,9 @@ def main() -> None:
     parser.add_argument("--writers", type=int, default=40)
     parser.add_argument("--api-workers", type=int, default=2)
     parser.add_argument("--no-worker", action="store_true", help="no training worker running")
+    parser.add_argument("--without-trial-pages", action="store_true",
+                        help="read only GET /jobs/{id} and /pareto (the trial pages at random "
+                        "offsets are the costly third of the mix)")
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
     print(f"bench_load: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start; "
@@ -455,8 +458,10 @@ def main() -> None:
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             time.sleep(5)
         print(f"uvicorn --workers {args.api_workers}; training worker "
-              f"{'off' if args.no_worker else 'on (job ' + live['id'] + ')'}")
-        routes = _job_routes(big["id"])
+              f"{'off' if args.no_worker else 'on (job ' + live['id'] + ')'}; reads: "
+              f"{'/jobs/{id}, /pareto' if args.without_trial_pages else 'the three routes'}")
+        routes = tuple(r for r in _job_routes(big["id"])
+                       if not (args.without_trial_pages and r[0] == "GET trials page"))
         api = processes[0].pid
         one = _measured(api, _read_phase(base, keys[0], routes, clients=1, seconds=args.seconds))
         _report(f"\n1 client, {args.seconds:.0f} s", one, args.seconds)
