@@ -5,8 +5,9 @@ pull in torch, Optuna and scikit-learn (about 5 s of imports on a small machine)
 `paretonas --help`, `paretonas keys list` or `paretonas db current` never need. The listing in
 `--help` comes from the one-line summaries in ``COMMANDS`` below.
 
-``main`` (the installed `paretonas` script) lets no traceback reach a user: an error no command
-handled prints one line and exits 1 (``PARETONAS_DEBUG=1`` shows the traceback instead).
+``main`` (the installed `paretonas` script) lets no traceback reach a user: a flag click refuses
+(wrong type, unknown option) is one line naming it, exit 2; an error no command handled prints one
+line and exits 1 (``PARETONAS_DEBUG=1`` shows the traceback instead).
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ import sys
 import typer
 import typer.main
 from typer._click import Context as ClickContext  # typer vendors click; its TyperGroup takes this
+from typer._click.exceptions import ClickException, NoArgsIsHelpError
 from typer.core import TyperCommand, TyperGroup
+from typer.exceptions import Abort
 
 # name -> the line `paretonas --help` shows. Module service.commands.<name> defines <name>: a
 # Typer app (a sub-group) or a command function.
@@ -84,12 +87,26 @@ def _main() -> None:
 
 
 EXIT_INTERNAL = 1
+EXIT_USAGE = 2
 
 
 def main() -> None:
     """Run the `paretonas` command; an unexpected error is one line on stderr and exit 1."""
     try:
-        app()
+        code = app(standalone_mode=False)
+    except NoArgsIsHelpError:
+        sys.exit(EXIT_USAGE)  # `paretonas` alone: the help is printed already
+    except ClickException as error:
+        # A flag click itself refuses (a value of the wrong type, an unknown option or command):
+        # one line naming it, like every command's own checks, instead of click's boxed usage.
+        text = " ".join(error.format_message().split()).rstrip(".")
+        ctx = getattr(error, "ctx", None)
+        hint = f"; {ctx.command_path} --help lists the options" if ctx is not None else ""
+        print(f"error: {text}{hint}", file=sys.stderr)
+        sys.exit(error.exit_code)
+    except Abort:
+        print("Aborted!", file=sys.stderr)
+        sys.exit(EXIT_INTERNAL)
     except Exception as error:
         if os.environ.get("PARETONAS_DEBUG"):
             raise
@@ -99,6 +116,7 @@ def main() -> None:
         print(f"error: {type(error).__name__}: {text} (PARETONAS_DEBUG=1 shows the traceback)",
               file=sys.stderr)
         sys.exit(EXIT_INTERNAL)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":  # pragma: no cover

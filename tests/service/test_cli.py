@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -49,3 +50,24 @@ def test_unknown_command_exits_2_and_names_the_valid_ones() -> None:
     text = " ".join(result.output.replace("│", " ").split())
     assert ("No such command 'serach'. Commands: db, demo, export, keys, layers, scheduler, "
             "search, serve, worker.") in text
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["search", "--trials", "abc"],
+         "error: Invalid value for '--trials': Input should be a valid integer, unable to parse "
+         "string as an integer; python -m service.cli search --help lists the options"),
+        (["search", "--bogus"],
+         "error: No such option: --bogus (Possible options: --out); python -m service.cli "
+         "search --help lists the options"),
+        (["serach"],
+         "error: No such command 'serach'. Commands: db, demo, export, keys, layers, scheduler, "
+         "search, serve, worker; python -m service.cli --help lists the options"),
+    ],
+)
+def test_a_flag_click_refuses_is_one_line_and_exit_2(args: list[str], line: str) -> None:
+    """Through the real entry point (``main``): no usage box, no traceback."""
+    done = subprocess.run([sys.executable, "-m", "service.cli", *args], capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "COLUMNS": "80"})
+    assert (done.returncode, done.stderr.splitlines(), done.stdout) == (2, [line], "")
