@@ -22,11 +22,12 @@ failed first. A trial an error interrupts is told FAIL: no path leaves one RUNNI
 fewer distinct architectures ends when all are done, saying so.
 
 A progress bar shows trials done, the current front size and hypervolume. At the end (or after
-Ctrl-C: the first stops after the current trial, a second one stops it at its next epoch) the front
+Ctrl-C: the first stops after the current trial, a second one stops it at its next epoch; SIGTERM
+stops it at its next epoch too) the front
 is printed as a table and front.json, trials.csv, pareto.png and the front members' models
 (models/trial-N.safetensors, and .onnx with --onnx) are written into --out (trials.csv holds
 every trial of the study, a resumed search's earlier ones too); an interrupted search exits 130
-after writing its results.
+(143 after SIGTERM) after writing its results; no trial is left RUNNING.
 """
 
 from __future__ import annotations
@@ -69,19 +70,26 @@ __all__ = ["search"]
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 
 
 @dataclass
 class _Stop:
-    """Ctrl-C state: first press finishes the current trial, the second stops it now."""
+    """Ctrl-C state: first press finishes the current trial, the second stops it now. SIGTERM
+    (a scheduler or `kill` ending the search) stops it now: the trial in flight is told as
+    stopped at its next epoch and the results are written, so no trial is left RUNNING."""
 
     after_trial: bool = False
     now: bool = False
+    terminated: bool = False
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
         if self.after_trial:
             self.now = True
         self.after_trial = True
+
+    def terminate(self, signum: int, frame: FrameType | None) -> None:
+        self.after_trial = self.now = self.terminated = True
 
 
 def _check(args: dict[str, Any]) -> tuple[SearchConfig, Run]:
@@ -285,6 +293,7 @@ def search(
     retain_freed_memory()  # this process trains: keep freed tensor memory (search/heap.py)
     stop = _Stop()
     previous = signal.signal(signal.SIGINT, stop)
+    previous_term = signal.signal(signal.SIGTERM, stop.terminate)
     started = time.perf_counter()
     weights: dict[int, bytes] = {}
     try:
@@ -293,6 +302,7 @@ def search(
                                      weights=weights)
     finally:
         signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGTERM, previous_term)
     members = engine.front(ref=ref, config=config)
     records = engine.trials(ref=ref)
     points = [FrontPoint(number=m.number, accuracy=m.val_accuracy, params=m.params,
@@ -321,4 +331,4 @@ def search(
         markup=False, highlight=False, soft_wrap=True,
     )
     if stop.after_trial:
-        raise typer.Exit(EXIT_INTERRUPTED)
+        raise typer.Exit(EXIT_TERMINATED if stop.terminated else EXIT_INTERRUPTED)

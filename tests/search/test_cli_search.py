@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -167,3 +168,32 @@ def test_sigint_stops_after_the_current_trial_and_writes_results(
     assert 2 <= len(rows) == document["trials_done"] < 500
     assert {row["state"] for row in rows} == {"complete"}  # the current trial was finished
     assert (out / "pareto.png").exists() and "(interrupted)" in stdout
+
+
+def test_sigterm_stops_the_trial_in_flight_writes_results_and_leaves_none_running(
+    tmp_path: Path
+) -> None:
+    space = tmp_path / "space.json"  # trials of a few seconds, so SIGTERM lands inside one
+    space.write_text(json.dumps({**TINY_SPACE, "train": {"epochs": 60, "finetune_epochs": 0,
+                                                         "batch_size": 256}}))
+    out = tmp_path / "run"
+    child = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "search", "--trials", "50", "--space", str(space),
+         "--seed", "3", "--out", str(out), "--no-early-stopping"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"},
+    )
+    assert child.stderr is not None
+    for line in child.stderr:  # trial 0 is done: trial 1 is training now
+        if line.startswith("trial 0:"):
+            break
+    child.send_signal(signal.SIGTERM)
+    stdout, _ = child.communicate(timeout=120)
+    assert child.returncode == 143, stdout
+    assert json.loads((out / "front.json").read_text())["interrupted"] is True
+    with (out / "trials.csv").open() as handle:
+        states = [row["state"] for row in csv.DictReader(handle)]
+    assert states[0] == "complete" and states[-1] == "stopped" and len(states) < 50
+    with sqlite3.connect(out / "optuna.db") as db:
+        stored = {state for (state,) in db.execute("SELECT state FROM trials")}
+    assert "RUNNING" not in stored
