@@ -4,20 +4,25 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 
 from service.api.deps import JobDep, SessionDep
+from service.api.openapi import problems
 from service.api.result_schemas import TrialDetailPublic, TrialPointsPublic
 from service.api.results import MAX_POINTS, trial_detail, trial_points
+from service.api.routes.trials import MAX_TRIAL_NUMBER
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/jobs/{job_id}", tags=["results"])
 
 
-@router.get("/trials/{number}", name="get_trial")
+@router.get("/trials/{number}", name="get_trial", responses=problems(404))
 def get_trial(
-    job: JobDep, number: int, session: SessionDep, request: Request
+    job: JobDep,
+    number: Annotated[int, Path(ge=0, le=MAX_TRIAL_NUMBER, description="The trial's number.")],
+    session: SessionDep,
+    request: Request,
 ) -> TrialDetailPublic:
     """One trial: its choices and results, its layers (kind, shapes, rank, parameters and MACs
     each, from models.plan / models.costs), its learning curve (per epoch: training loss and
