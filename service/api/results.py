@@ -33,7 +33,15 @@ from service.api.schemas import (
     ParetoPublic,
     TrialPublic,
 )
-from service.db.tables import HypervolumeHistory, Job, ParetoMember, Trial, TrialEpoch, TrialWeights
+from service.db.tables import (
+    MAX_TRIAL_NUMBER,
+    HypervolumeHistory,
+    Job,
+    ParetoMember,
+    Trial,
+    TrialEpoch,
+    TrialWeights,
+)
 
 __all__ = [
     "hypervolume_history",
@@ -201,10 +209,13 @@ def layers_of(spec_json: str | None) -> list[LayerPublic]:
 def trial_detail(
     session: Session, *, job: Job, number: int, request: Request
 ) -> TrialDetailPublic:
-    """Trial ``number`` of ``job`` with its layers and learning curve; 404 trial-not-found."""
-    row = session.scalars(
-        select(Trial).where(Trial.job_id == job.id, Trial.number == number)
-    ).one_or_none()
+    """Trial ``number`` of ``job`` with its layers and learning curve; 404 trial-not-found (also
+    for a number no trial can have: the dashboard's trial page takes any integer)."""
+    row = None
+    if 0 <= number <= MAX_TRIAL_NUMBER:
+        row = session.scalars(
+            select(Trial).where(Trial.job_id == job.id, Trial.number == number)
+        ).one_or_none()
     if row is None:
         raise Problem(
             "trial-not-found",

@@ -32,6 +32,7 @@ from service.db.base import Base, UTCDateTime, utcnow
 
 __all__ = [
     "JOB_STATUSES",
+    "MAX_TRIAL_NUMBER",
     "RUN_STATUSES",
     "RUN_TRIGGERS",
     "SCHEDULE_OVERLAPS",
@@ -52,6 +53,7 @@ __all__ = [
 ]
 
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+MAX_TRIAL_NUMBER = 2**31 - 1  # trials.number is an INTEGER column: nothing larger can be stored
 # stopped: interrupted by a cancel; stopped_early: the Pareto-aware rule stopped it (epoch in
 # stopped_epoch, the neighbour it lost to in lost_to); duplicate: not trained, the same
 # architecture as trial duplicate_of; refused: not trained, over max_params (search.verdicts).

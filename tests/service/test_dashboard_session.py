@@ -242,3 +242,15 @@ def test_another_owners_job_is_404_and_not_listed(
     assert client.get("/api/v1/jobs/job_BOB/trials/0").status_code == 404
     compare = client.get("/compare?job=job_ALICE&job=job_BOB").text
     assert "Not among your jobs: job_BOB" in compare
+
+
+def test_a_trial_number_no_trial_can_have_is_a_404_page(
+    client: TestClient, make_key: Callable[[str], str], db_engine: Engine
+) -> None:
+    """Beyond an INTEGER column (it was a 500 on PostgreSQL: integer out of range)."""
+    sign_in(client, make_key("alice"))
+    seed_job(db_engine, job_id="job_ALICE", owner_id=key_id(db_engine, "alice"), n_trials=3)
+    for number in ("2147483648", "463355402936", "-1"):
+        response = client.get(f"/jobs/job_ALICE/trials/{number}")
+        assert response.status_code == 404, number
+        assert f"job job_ALICE has no trial {number}" in response.text

@@ -10,7 +10,7 @@ from service.api.deps import JobDep, SessionDep
 from service.api.openapi import problems
 from service.api.result_schemas import TrialDetailPublic, TrialPointsPublic
 from service.api.results import MAX_POINTS, trial_detail, trial_points
-from service.api.routes.trials import MAX_TRIAL_NUMBER
+from service.db.tables import MAX_TRIAL_NUMBER
 
 __all__ = ["router"]
 

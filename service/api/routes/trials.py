@@ -17,11 +17,9 @@ from service.api.rendered import job_version
 from service.api.result_schemas import HistoryMode
 from service.api.results import pareto_public, trial_public
 from service.api.schemas import ParetoPublic, TrialsPublic, TrialState
-from service.db.tables import ParetoMember, Trial, TrialWeights
+from service.db.tables import MAX_TRIAL_NUMBER, ParetoMember, Trial, TrialWeights
 
-__all__ = ["MAX_TRIAL_NUMBER", "SORTS", "router"]
-
-MAX_TRIAL_NUMBER = 2**31 - 1  # trials.number is an INTEGER column
+__all__ = ["SORTS", "router"]
 
 router = APIRouter(prefix="/jobs/{job_id}", tags=["results"])
 
