@@ -3,7 +3,7 @@ schedule, the clock.
 
 ``JobDep`` is the one place a job id becomes a job: a missing job and another owner's job both
 answer 404 job-not-found (so ids of others' jobs are never confirmed); ``ScheduleDep`` does the
-same for schedules. A string that cannot be a job id (too long, a NUL byte) answers the same 404
+same for schedules. A string that cannot be an id (too long, a NUL byte) answers the same 404
 without a query.
 
 A request holds at most ONE database connection at a time: the key lookup and the reads share the
@@ -36,7 +36,7 @@ from service.settings import Settings
 
 __all__ = [
     "JOB_ID_PATTERN",
-    "MAX_JOB_ID_CHARS",
+    "MAX_ID_CHARS",
     "ClockDep",
     "EngineDep",
     "JobDep",
@@ -46,17 +46,18 @@ __all__ = [
     "SessionDep",
     "SettingsDep",
     "owned_job",
-    "plausible_job_id",
+    "plausible_id",
     "release",
 ]
 
 JOB_ID_PATTERN = r"^job_[0-9A-HJKMNP-TV-Z]{26}$"  # what new_job_id makes ("job_" + a ULID)
-MAX_JOB_ID_CHARS = 64
+MAX_ID_CHARS = 64
 
 
-def plausible_job_id(job_id: str) -> bool:
-    """Short, printable, no NUL: worth a query (anything else cannot be a stored job id)."""
-    return len(job_id) <= MAX_JOB_ID_CHARS and job_id.isprintable()
+def plausible_id(value: str) -> bool:
+    """Short, printable, no NUL: worth a query (anything else cannot be a stored job or
+    schedule id, and PostgreSQL refuses a NUL in a text parameter)."""
+    return len(value) <= MAX_ID_CHARS and value.isprintable()
 
 
 _bearer = HTTPBearer(auto_error=False, description="An API key from `paretonas keys create`.")
@@ -162,7 +163,7 @@ OwnerDep = Annotated[ApiKey, Depends(get_owner)]
 def owned_job(session: Session, *, job_id: str, owner: ApiKey) -> Job:
     """``owner``'s job ``job_id``; 404 job-not-found when missing or another owner's."""
     job = None
-    if plausible_job_id(job_id):
+    if plausible_id(job_id):
         job = session.scalars(select(Job).where(Job.id == job_id, Job.owner_id == owner.id)).first()
     if job is None:
         raise _job_not_found(job_id)
@@ -193,7 +194,7 @@ def get_job(
     query = None
     if credentials is not None and credentials.scheme.lower() == "bearer":
         query = live_key_query(credentials.credentials)
-    if query is None or not plausible_job_id(job_id):
+    if query is None or not plausible_id(job_id):
         owner = get_owner(request, session, settings, credentials)
         return owned_job(session, job_id=job_id, owner=owner)
     row = session.execute(
@@ -211,15 +212,18 @@ JobDep = Annotated[Job, Depends(get_job)]
 
 
 def get_schedule(schedule_id: str, owner: OwnerDep, session: SessionDep) -> Schedule:
-    """The caller's schedule ``schedule_id``; 404 schedule-not-found when missing or another's."""
-    schedule = session.scalars(
-        select(Schedule).where(Schedule.id == schedule_id, Schedule.owner_id == owner.id)
-    ).first()
+    """The caller's schedule ``schedule_id``; 404 schedule-not-found when missing or another's
+    (without a query for a string that cannot be an id)."""
+    schedule = None
+    if plausible_id(schedule_id):
+        schedule = session.scalars(
+            select(Schedule).where(Schedule.id == schedule_id, Schedule.owner_id == owner.id)
+        ).first()
     if schedule is None:
         raise Problem(
             "schedule-not-found",
             status=404,
-            detail=f"no schedule {schedule_id!r} among your schedules; list them with "
+            detail=f"no schedule {clip(schedule_id)} among your schedules; list them with "
             "GET /api/v1/schedules",
         )
     return schedule

@@ -7,9 +7,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from service.api.schemas import JobCreate
 
@@ -31,14 +31,28 @@ RunStatus = Literal["started", "skipped", "failed"]
 _CRON = "Five fields: minute hour day-of-month month day-of-week, e.g. '30 2 * * *'."
 
 
+def _no_nul(value: str | None) -> str | None:
+    """The text columns keep what the client sent, and PostgreSQL text cannot hold a NUL."""
+    if value is not None and "\x00" in value:
+        raise ValueError("contains a NUL byte (\\u0000); remove it")
+    return value
+
+
+# A schedule's name, cron and zone as stored: 1-200 / 200 / 64 characters, no NUL byte.
+Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_nul)]
+Cron = Annotated[str, Field(max_length=200, description=_CRON), AfterValidator(_no_nul)]
+Zone = Annotated[str, Field(max_length=64, description="An IANA zone name."),
+                 AfterValidator(_no_nul)]
+
+
 class ScheduleCreate(BaseModel):
     """POST /schedules: ``{"name": "nightly", "cron": "30 2 * * *", "job": {"dataset": ...}}``."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
-    cron: str = Field(max_length=200, description=_CRON)
-    timezone: str = Field(default="UTC", max_length=64, description="An IANA zone name.")
+    name: Name
+    cron: Cron
+    timezone: Zone = "UTC"
     job: JobCreate = Field(description="The body of POST /jobs that each run submits.")
     overlap: Overlap = Field(
         default="skip",
@@ -57,9 +71,9 @@ class ScheduleUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    cron: str | None = Field(default=None, max_length=200, description=_CRON)
-    timezone: str | None = Field(default=None, max_length=64)
+    name: Name | None = None
+    cron: Cron | None = None
+    timezone: Zone | None = None
     job: JobCreate | None = None
     overlap: Overlap | None = None
     warm_start: WarmStart | None = None

@@ -107,6 +107,40 @@ def test_a_nul_byte_in_a_job_id_is_not_found(client: TestClient, auth: dict[str,
     )
 
 
+@pytest.mark.parametrize(
+    ("method", "suffix"), [("GET", ""), ("GET", "/runs"), ("PATCH", ""), ("DELETE", "")]
+)
+def test_a_schedule_id_that_cannot_be_one_is_not_found(
+    client: TestClient, auth: dict[str, str], method: str, suffix: str
+) -> None:
+    """A NUL byte was a 500 on PostgreSQL; a long id is echoed cut short."""
+    for raw, shown in (("sch_%00abc", "'sch_\\x00abc'"), ("x" * 5000, "'" + "x" * 61)):
+        body = {"paused": True} if method == "PATCH" else None
+        response = client.request(method, f"/api/v1/schedules/{raw}{suffix}", json=body,
+                                  headers=auth)
+        assert response.status_code == 404, (method, suffix, raw[:10])
+        assert response.json()["type"] == P + "schedule-not-found"
+        assert response.json()["detail"].startswith(f"no schedule {shown}")
+        assert len(response.json()["detail"]) < 250
+
+
+@pytest.mark.parametrize("field", ["name", "cron", "timezone"])
+def test_a_nul_byte_in_a_schedule_field_is_refused(
+    client: TestClient, auth: dict[str, str], field: str
+) -> None:
+    """Stored as sent, and PostgreSQL text cannot hold a NUL: it was a 500 there."""
+    body = {"name": "nightly", "cron": "30 2 * * *", "timezone": "UTC",
+            "job": {"dataset": "digits", "n_trials": 2}}
+    created = client.post("/api/v1/schedules", json=body, headers=auth)
+    assert created.status_code == 201, created.text
+    detail = f"body.{field}: Value error, contains a NUL byte (\\u0000); remove it"
+    for method, url in (("POST", "/api/v1/schedules"),
+                        ("PATCH", f"/api/v1/schedules/{created.json()['id']}")):
+        sent = {**body, field: body[field] + "\x00"} if method == "POST" else {field: "a\x00"}
+        response = client.request(method, url, json=sent, headers=auth)
+        assert (response.status_code, response.json()["detail"]) == (422, detail), method
+
+
 def test_a_nul_byte_in_the_query_is_refused(client: TestClient, auth: dict[str, str]) -> None:
     response = client.get(f"{JOBS}?cursor=ab%00c", headers=auth)
     assert (response.status_code, response.json()) == (
