@@ -123,8 +123,8 @@ class Problem(Exception):
             "status": self.status,
             "detail": _cut_middle(self.detail),
         }
-        if instance is not None:
-            body["instance"] = instance
+        if instance is not None:  # the request's path: echoed cut short, like every value
+            body["instance"] = cut(instance)
         return body | self.extra
 
     def response(self, request: Request) -> JSONResponse:

@@ -141,6 +141,16 @@ def test_a_nul_byte_in_a_schedule_field_is_refused(
         assert (response.status_code, response.json()["detail"]) == (422, detail), method
 
 
+def test_a_long_path_is_echoed_cut_short(client: TestClient, auth: dict[str, str]) -> None:
+    """The id in ``detail`` and the path in ``instance`` (a 10 KB id came back in a 10 KB 404)."""
+    path = f"{JOBS}/{'j' * 10_000}/pareto"
+    response = client.get(path, headers=auth)
+    body = response.json()
+    assert (response.status_code, body["type"]) == (404, P + "job-not-found")
+    assert body["instance"] == f"{path[:200]}... ({len(path)} characters)"
+    assert len(response.content) < 1000
+
+
 def test_a_nul_byte_in_the_query_is_refused(client: TestClient, auth: dict[str, str]) -> None:
     response = client.get(f"{JOBS}?cursor=ab%00c", headers=auth)
     assert (response.status_code, response.json()) == (
