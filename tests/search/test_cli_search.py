@@ -9,6 +9,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -184,9 +185,12 @@ def test_sigterm_stops_the_trial_in_flight_writes_results_and_leaves_none_runnin
         env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"},
     )
     assert child.stderr is not None
-    for line in child.stderr:  # trial 0 is done: trial 1 is training now
+    for line in child.stderr:  # trial 0 is done: trial 1 (about 2 s here) comes next
         if line.startswith("trial 0:"):
             break
+    # A SIGTERM in the instant between printing trial 0 and starting trial 1 rightly ends the
+    # search with no trial in flight (all complete); wait until trial 1 has begun training.
+    time.sleep(0.5)
     child.send_signal(signal.SIGTERM)
     stdout, _ = child.communicate(timeout=120)
     assert child.returncode == 143, stdout
