@@ -76,13 +76,7 @@ def record_complete(
             claim=claim,
             values={
                 "state": outcome.state,
-                "val_accuracy": outcome.val_accuracy,
-                "test_accuracy": outcome.test_accuracy,
-                "params": outcome.params,
-                "macs": outcome.macs,
-                "feasible": outcome.feasible,
-                "train_seconds": outcome.train_seconds,
-                "spec_json": outcome.spec_json,
+                **_measured(outcome),
                 "preprocess_json": outcome.preprocess_json,
                 "finished_at": now,
                 "lease_expires_at": None,
@@ -128,6 +122,20 @@ def record_complete(
     )
 
 
+def _measured(outcome: TrialOutcome) -> dict[str, object]:
+    """The trial row's columns of what training measured (a stopped trial keeps them too, so
+    the dashboard can place it; it never joins the front)."""
+    return {
+        "val_accuracy": outcome.val_accuracy,
+        "test_accuracy": outcome.test_accuracy,
+        "params": outcome.params,
+        "macs": outcome.macs,
+        "feasible": outcome.feasible,
+        "train_seconds": outcome.train_seconds,
+        "spec_json": outcome.spec_json,
+    }
+
+
 def record_stopped(
     ctx: WorkerContext,
     *,
@@ -143,17 +151,7 @@ def record_stopped(
     ``record_complete``.
     """
     job_id = claim.job.job_id
-    partial: dict[str, object] = {}
-    if outcome is not None:
-        partial = {
-            "val_accuracy": outcome.val_accuracy,
-            "test_accuracy": outcome.test_accuracy,
-            "params": outcome.params,
-            "macs": outcome.macs,
-            "feasible": outcome.feasible,
-            "train_seconds": outcome.train_seconds,
-            "spec_json": outcome.spec_json,
-        }
+    partial = {} if outcome is None else _measured(outcome)
     with write_transaction(ctx.engine) as connection:
         lock_job(connection, job_id=job_id)
         now = utcnow()
