@@ -101,6 +101,14 @@ def test_job_page_plots_the_front_with_hover_details(alice: Any, served: Served)
     assert text.startswith(f"trial {member['trial_number']}layers:")
     assert f"params {member['params']:,}" in text
     assert "val acc" in text and "test acc" in text and "layers:" in text
+    # The hypervolume history is drawn over whole trial counts: every tick label an integer,
+    # the last one at most the complete trials the API reports.
+    job = served.api(f"/api/v1/jobs/{served.job_id}")
+    ticks = page.evaluate(
+        "() => [...document.querySelectorAll('#hv-plot .xtick text')].map(t => t.textContent)"
+    )
+    assert ticks and all(tick.replace(",", "").isdigit() for tick in ticks), ticks
+    assert int(ticks[-1].replace(",", "")) <= job["trials"]["complete"]
     rows = page.locator("#trials tbody tr")
     rows.first.wait_for()
     # The table shows the API's first page: every recorded trial, duplicates and refusals too

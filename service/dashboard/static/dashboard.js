@@ -18,6 +18,13 @@ const PNAS = {
     parts.push(`classifier:${(spec.classifier || {}).kind}`);
     return parts.join(" ");
   },
+  // An axis of whole numbers (trials, epochs) up to n: ticks 1, 2 or 5 x 10^k apart, about eight
+  // of them, never between two integers.
+  countAxis(title, n) {
+    const raw = Math.max(1, Math.ceil(n / 8)), power = 10 ** Math.floor(Math.log10(raw));
+    const dtick = [1, 2, 5, 10].map(m => m * power).find(step => step >= raw);
+    return { title: { text: title }, tickmode: "linear", tick0: 0, dtick, tickformat: ",d" };
+  },
   active(status) { return status === "queued" || status === "running"; },
   progress(job) {
     const t = job.trials;

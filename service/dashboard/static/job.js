@@ -24,7 +24,7 @@
     if (h.length && x[x.length - 1] < job.trials.complete) { x.push(job.trials.complete); y.push(y[y.length - 1]); }
     Plotly.react(hvPlot, [{ type: "scatter", mode: "lines", x, y, line: { shape: "hv" }, name: "hypervolume",
       hovertemplate: "after %{x} trials: %{y:.4f}<extra></extra>" }],
-      { margin: { l: 60, r: 10, t: 10, b: 45 }, xaxis: { title: { text: "complete trials" } },
+      { margin: { l: 60, r: 10, t: 10, b: 45 }, xaxis: PNAS.countAxis("complete trials", x.length ? x[x.length - 1] : 1),
         yaxis: { title: { text: "hypervolume" } }, showlegend: false }, FRONT.config);
   };
   const loadPoints = async () => {

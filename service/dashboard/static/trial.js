@@ -16,7 +16,7 @@
   }
   Plotly.newPlot(el, traces, {
     margin: { l: 60, r: 60, t: 10, b: 50 }, legend: { orientation: "h", y: -0.25 },
-    xaxis: { title: { text: "epoch" }, dtick: 1 },
+    xaxis: PNAS.countAxis("epoch", Math.max(...trial.curve.map(e => e.epoch))),
     yaxis: { title: { text: "training loss" } },
     yaxis2: { title: { text: "validation accuracy" }, overlaying: "y", side: "right", range: [0, 1] },
   }, { responsive: true, displaylogo: false });
