@@ -1,8 +1,9 @@
 """Opaque cursors: base64url JSON the client hands back unchanged.
 
-Every value read back from a cursor is checked before it reaches a query: an offset is an integer
-in [0, ``MAX_OFFSET``], a timestamp an ISO 8601 time with an offset that converts to UTC, an id a
-short string without NUL; anything else is 422 invalid-cursor (never a database error).
+Every value read back from a cursor is checked before it reaches a query: an offset or a row id
+is an integer in [0, ``MAX_OFFSET``], a timestamp an ISO 8601 time with an offset that converts to
+UTC, an id a short printable string (no NUL, no lone surrogate); anything else is 422
+invalid-cursor (never a database error).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ __all__ = [
     "decode_cursor",
     "decode_keyset",
     "decode_offset",
+    "decode_row_id",
     "encode_cursor",
     "invalid_cursor",
 ]
@@ -48,16 +50,26 @@ def decode_cursor(token: str, *, keys: tuple[str, ...]) -> dict[str, Any]:
 
 def decode_offset(token: str) -> int:
     """The offset of a ``{"offset": n}`` cursor: an integer in [0, MAX_OFFSET]."""
-    offset = decode_cursor(token, keys=("offset",))["offset"]
-    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= MAX_OFFSET:
+    return _integer(token, key="offset")
+
+
+def decode_row_id(token: str) -> int:
+    """The row id of an ``{"id": n}`` cursor (the last row of the previous page)."""
+    return _integer(token, key="id")
+
+
+def _integer(token: str, *, key: str) -> int:
+    value = decode_cursor(token, keys=(key,))[key]
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_OFFSET:
         raise invalid_cursor(
-            token, why=f"its offset {clip(offset)} is not an integer in [0, {MAX_OFFSET}]"
+            token, why=f"its {key} {clip(value)} is not an integer in [0, {MAX_OFFSET}]"
         )
-    return offset
+    return value
 
 
 def decode_keyset(token: str) -> tuple[datetime, str]:
-    """(created_at in UTC, id) of a ``{"created_at": ..., "id": ...}`` cursor."""
+    """(created_at in UTC, id) of a ``{"created_at": ..., "id": ...}`` cursor (jobs and
+    schedules pages)."""
     data = decode_cursor(token, keys=("created_at", "id"))
     created, key = data["created_at"], data["id"]
     try:
@@ -71,8 +83,8 @@ def decode_keyset(token: str) -> tuple[datetime, str]:
             why=f"its created_at {clip(created)} is not an ISO 8601 "
             "time with a UTC offset within years 1 to 9999",
         )
-    if not isinstance(key, str) or len(key) > MAX_ID_CHARS or "\x00" in key:
-        raise invalid_cursor(token, why=f"its id {clip(key)} is not a job id")
+    if not isinstance(key, str) or len(key) > MAX_ID_CHARS or not key.isprintable():
+        raise invalid_cursor(token, why=f"its id {clip(key)} is not an id")
     return when, key
 
 

@@ -11,7 +11,9 @@ same transaction that updates the job row's counters and ``updated_at`` (service
 recovery.py, skipped.py), and the route reads that row anyway to check the owner. So a body is
 reused only while the job row still says what it said when the body was rendered; a finished job's
 front is rendered once per API process. It is an LRU bounded by bytes
-(``PARETONAS_RESPONSE_CACHE_MB``; 0 turns it off).
+(``PARETONAS_RESPONSE_CACHE_MB``; 0 turns it off): each entry counts its body plus
+``ENTRY_OVERHEAD`` for its key and bookkeeping, so a client asking for many tiny pages (every
+offset of an empty page is a key of its own) fills the bound instead of growing past it.
 """
 
 from __future__ import annotations
@@ -25,9 +27,13 @@ from pydantic import BaseModel
 
 from service.db.tables import Job
 
-__all__ = ["JSON", "RenderedCache", "job_version", "json_response"]
+__all__ = ["ENTRY_OVERHEAD", "JSON", "RenderedCache", "job_version", "json_response"]
 
 JSON = "application/json"
+# What an entry holds besides its body: the key tuple (job id, status, times, counters, query
+# values), the bytes object's header and the OrderedDict's node. tracemalloc put it at about
+# 410 bytes for a trials-page key; rounded up.
+ENTRY_OVERHEAD = 512
 
 
 def json_response(model: BaseModel) -> Response:
@@ -68,16 +74,19 @@ class RenderedCache:
                 return body
             self.misses += 1
         body = render()
-        if len(body) > self.max_bytes:
+        if len(body) + ENTRY_OVERHEAD > self.max_bytes:
             return body
         with self._lock:
             if key not in self._entries:
                 self._entries[key] = body
-                self._size += len(body)
+                self._size += len(body) + ENTRY_OVERHEAD
             while self._size > self.max_bytes:
                 _, evicted = self._entries.popitem(last=False)
-                self._size -= len(evicted)
+                self._size -= len(evicted) + ENTRY_OVERHEAD
         return body
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
     def response(self, key: Hashable, render: Callable[[], BaseModel]) -> Response:
         """A JSON response for ``key``, rendering ``render()``'s model on a miss."""

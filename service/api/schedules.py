@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from service.api.idempotency import find_replay
 from service.api.jobs import build_job, new_id
-from service.api.pagination import decode_cursor, encode_cursor, invalid_cursor
+from service.api.pagination import decode_keyset, decode_row_id, encode_cursor
 from service.api.problems import Problem
 from service.api.schedule_schemas import (
     ScheduleCreate,
@@ -124,17 +124,11 @@ def list_schedules(
     """The owner's schedules newest first, ``limit`` at a time, after ``cursor``."""
     query = select(Schedule).where(Schedule.owner_id == owner.id)
     if cursor is not None:
-        data = decode_cursor(cursor, keys=("created_at", "id"))
-        try:
-            created = datetime.fromisoformat(str(data["created_at"]))
-        except ValueError:
-            created = None
-        if created is None or created.tzinfo is None:
-            raise invalid_cursor(cursor)
+        created, last_id = decode_keyset(cursor)
         query = query.where(
             or_(
                 Schedule.created_at < created,
-                and_(Schedule.created_at == created, Schedule.id < str(data["id"])),
+                and_(Schedule.created_at == created, Schedule.id < last_id),
             )
         )
     order = (Schedule.created_at.desc(), Schedule.id.desc())
@@ -151,10 +145,7 @@ def list_runs(
     """The schedule's runs newest first (skipped and failed ones too), ``limit`` at a time."""
     query = select(ScheduleRun).where(ScheduleRun.schedule_id == schedule_id)
     if cursor is not None:
-        before = decode_cursor(cursor, keys=("id",))["id"]
-        if not isinstance(before, int):
-            raise invalid_cursor(cursor)
-        query = query.where(ScheduleRun.id < before)
+        query = query.where(ScheduleRun.id < decode_row_id(cursor))
     rows = list(session.scalars(query.order_by(ScheduleRun.id.desc()).limit(limit + 1)))
     if len(rows) <= limit:
         return rows, None

@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from service.api.deps import EngineDep, SessionDep, SettingsDep
+from service.api.deps import EngineDep, SessionDep, SettingsDep, release
 from service.dashboard.deps import CsrfCheckedDep
 from service.dashboard.session import (
     CSRF_FIELD,
@@ -85,6 +85,7 @@ def signin(
     if owner is None:
         error = "Unknown or revoked API key. Create one with: paretonas keys create --name NAME"
         return _form(request, settings=settings, next_path=target, error=error, status=401)
+    release(session)  # one connection at a time: the key's read ends before the write
     cookie = start_session(engine, owner=owner, settings=settings)
     response = RedirectResponse(target, status_code=303)
     set_session_cookie(response, request=request, value=cookie, settings=settings)
@@ -92,8 +93,11 @@ def signin(
 
 
 @router.post("/signout")
-def signout(request: Request, engine: EngineDep, signed_in: CsrfCheckedDep) -> Response:
+def signout(
+    request: Request, engine: EngineDep, session: SessionDep, signed_in: CsrfCheckedDep
+) -> Response:
     """End the session (its cookie no longer signs anyone in) and go to the sign-in page."""
+    release(session)  # the session cookie was checked in it; the write takes its own
     end_session(engine, signed_in=signed_in)
     response = RedirectResponse("/signin", status_code=303)
     clear_session_cookie(response, request=request)

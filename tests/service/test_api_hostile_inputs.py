@@ -90,7 +90,55 @@ def test_jobs_cursor_id_with_a_nul_byte(client: TestClient, auth: dict[str, str]
     response = client.get(JOBS, params={"cursor": token}, headers=auth)
     assert response.status_code == 422
     assert response.json()["type"] == P + "invalid-cursor"
-    assert "(its id 'job_\\x00abc' is not a job id)" in response.json()["detail"]
+    assert "(its id 'job_\\x00abc' is not an id)" in response.json()["detail"]
+
+
+SCHEDULES = "/api/v1/schedules"
+
+
+@pytest.mark.parametrize(
+    ("data", "why"),
+    [
+        ({"created_at": "2026-01-01T00:00:00+00:00", "id": "sch_\x00"}, "its id 'sch_\\x00'"),
+        ({"created_at": "2026-01-01T00:00:00+00:00", "id": "\ud800"}, "its id '\\ud800'"),
+        ({"created_at": "2026-01-01T00:00:00+00:00", "id": 7}, "its id 7"),
+        ({"created_at": "0001-01-01T00:00:00+14:00", "id": "sch_x"}, "its created_at '0001-"),
+        ({"created_at": "9999-12-31T23:59:59-14:00", "id": "sch_x"}, "its created_at '9999-"),
+    ],
+)
+def test_schedules_cursor_checked_like_the_jobs_cursor(
+    client: TestClient, auth: dict[str, str], data: dict[str, Any], why: str
+) -> None:
+    """A NUL was a 500 on PostgreSQL, a lone surrogate and the out-of-range times on both."""
+    for url in (SCHEDULES, JOBS):
+        token = _token(json.dumps(data))
+        response = client.get(url, params={"cursor": token}, headers=auth)
+        assert response.status_code == 422, (url, response.text)
+        body = response.json()
+        assert (body["type"], body["path"]) == (P + "invalid-cursor", "query.cursor")
+        assert why in body["detail"], body["detail"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"), [('{"id":true}', "True"), ('{"id":1180591620717411303424}',
+                                                  "1180591620717411303424"), ('{"id":-1}', "-1")]
+)
+def test_schedule_runs_cursor_with_a_bad_id(
+    client: TestClient, auth: dict[str, str], raw: str, shown: str
+) -> None:
+    """true and 2**70 were 500s on both backends (a bool passed the int check)."""
+    body = {"name": "nightly", "cron": "30 2 * * *", "timezone": "UTC",
+            "job": {"dataset": "digits", "n_trials": 2}}
+    created = client.post(SCHEDULES, json=body, headers=auth)
+    assert created.status_code == 201, created.text
+    token = _token(raw)
+    url = f"{SCHEDULES}/{created.json()['id']}/runs"
+    response = client.get(url, params={"cursor": token}, headers=auth)
+    assert (response.status_code, response.json()["detail"]) == (
+        422,
+        f"cursor: got {token!r} (its id {shown} is not an integer in [0, 2147483647]); pass the "
+        "next_cursor of the previous page unchanged",
+    )
 
 
 def test_a_nul_byte_in_a_job_id_is_not_found(client: TestClient, auth: dict[str, str]) -> None:

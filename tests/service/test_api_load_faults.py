@@ -18,6 +18,7 @@ from sqlalchemy import create_engine, text
 
 from service.api import create_app
 from service.settings import Settings
+from tests.service.test_dashboard_session import form_token, sign_in
 
 P = "https://paretonas.dev/problems/"
 JOBS = "/api/v1/jobs"
@@ -138,6 +139,45 @@ def test_concurrent_submissions_on_a_small_pool(
         with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
             statuses = pool.submit(asyncio.run, run()).result()
         assert statuses == [202] * 20
+    finally:
+        app.state.engine.dispose()
+
+
+def test_every_write_route_works_on_a_pool_of_one_connection(
+    settings: Settings, make_key: Callable[[str], str]
+) -> None:
+    """Each write gives the read connection of its key (or session cookie) back before it takes
+    its own: with a single pooled connection every route answers as usual. (The schedule routes
+    and the dashboard's sign-in and sign-out held two, and answered 503 once the pool waited.)"""
+    key = make_key("solo")
+    auth = {"Authorization": f"Bearer {key}"}
+    app = create_app(
+        _with(settings, db_pool_size=1, db_max_overflow=0, db_pool_timeout_seconds=2.0)
+    )
+    body = {"name": "nightly", "cron": "30 2 * * *", "timezone": "UTC",
+            "job": {"dataset": "digits", "n_trials": 2}}
+    try:
+        with TestClient(app) as client:
+            seen = []
+            created = client.post("/api/v1/schedules", json=body, headers=auth)
+            replay_key = {**auth, "Idempotency-Key": "solo-1"}
+            seen += [created.status_code,
+                     client.post("/api/v1/schedules", json=body, headers=replay_key).status_code,
+                     client.post("/api/v1/schedules", json=body, headers=replay_key).status_code]
+            url = f"/api/v1/schedules/{created.json()['id']}"
+            seen += [client.patch(url, json={"paused": True}, headers=auth).status_code,
+                     client.post(f"{url}:run", headers=auth).status_code,
+                     client.get(f"{url}/runs", headers=auth).status_code,
+                     client.delete(url, headers=auth).status_code,
+                     client.post(JOBS, json={"dataset": "digits", "n_trials": 2},
+                                 headers=auth).status_code]
+            assert seen == [201, 201, 200, 200, 202, 200, 204, 202]
+            sign_in(client, key)
+            jobs_page = client.get("/jobs")
+            assert jobs_page.status_code == 200
+            signed_out = client.post("/signout", data={"csrf_token": form_token(jobs_page.text)},
+                                     follow_redirects=False)
+            assert (signed_out.status_code, signed_out.headers["location"]) == (303, "/signin")
     finally:
         app.state.engine.dispose()
 

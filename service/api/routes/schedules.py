@@ -14,6 +14,7 @@ from service.api.deps import (
     ScheduleDep,
     SessionDep,
     SettingsDep,
+    release,
 )
 from service.api.schedule_schemas import (
     ScheduleCreate,
@@ -40,6 +41,7 @@ def create_schedule(
     request: Request,
     response: Response,
     owner: OwnerDep,
+    session: SessionDep,
     engine: EngineDep,
     settings: SettingsDep,
     clock: ClockDep,
@@ -47,6 +49,7 @@ def create_schedule(
 ) -> SchedulePublic:
     """Create a schedule (201). Bad cron or zone: 422 naming it; a job template POST /jobs
     would refuse: the same problem. Idempotency-Key replays answer 200."""
+    release(session)  # the key was looked up in it; the write takes its own connection
     schedule, created = schedules.create_schedule(
         engine,
         body=body,
@@ -90,11 +93,13 @@ def update_schedule(
     schedule: ScheduleDep,
     body: ScheduleUpdate,
     owner: OwnerDep,
+    session: SessionDep,
     engine: EngineDep,
     settings: SettingsDep,
     clock: ClockDep,
 ) -> SchedulePublic:
     """Pause or resume; change name, cron, zone, template, overlap or warm start."""
+    release(session)  # one connection at a time: the read's goes back before the write's
     updated = schedules.update_schedule(
         engine, schedule_id=schedule.id, body=body, owner=owner, settings=settings, now=clock()
     )
@@ -103,17 +108,23 @@ def update_schedule(
 
 
 @router.delete("/{schedule_id}", status_code=204)
-def delete_schedule(schedule: ScheduleDep, engine: EngineDep) -> Response:
+def delete_schedule(schedule: ScheduleDep, session: SessionDep, engine: EngineDep) -> Response:
     """Delete the schedule and its runs; the jobs it started stay."""
+    release(session)
     schedules.delete_schedule(engine, schedule_id=schedule.id)
     return Response(status_code=204)
 
 
 @router.post("/{schedule_id}:run", status_code=202)
 def run_schedule(
-    schedule: ScheduleDep, engine: EngineDep, settings: SettingsDep, clock: ClockDep
+    schedule: ScheduleDep,
+    session: SessionDep,
+    engine: EngineDep,
+    settings: SettingsDep,
+    clock: ClockDep,
 ) -> ScheduleRunPublic:
     """Start a run now (202, with its job id); 422 run-failed (recorded) if it cannot start."""
+    release(session)
     run = schedules.run_now(engine, schedule_id=schedule.id, settings=settings, now=clock())
     return schedules.run_public(run)
 
