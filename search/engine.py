@@ -81,6 +81,7 @@ __all__ = [
     "retry",
     "run_ticket",
     "study_config",
+    "study_exists",
     "tell",
     "trials",
 ]
@@ -319,6 +320,15 @@ def retry(*, ref: StudyRef, number: int) -> None:
     study = open_study(ref)
     params = get_storage(ref.storage_url).get_trial(trial_id(ref, number)).params
     study.enqueue_trial(dict(params), user_attrs={UserAttr.RETRY_OF: number})
+
+
+def study_exists(*, ref: StudyRef) -> bool:
+    """Whether the storage holds the study (connecting to a SQLite URL creates its file)."""
+    try:
+        get_storage(ref.storage_url).get_study_id_from_name(ref.study_name)
+    except KeyError:
+        return False
+    return True
 
 
 def study_config(*, ref: StudyRef) -> dict[str, Any] | None:

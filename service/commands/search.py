@@ -61,7 +61,20 @@ from service.commands.search_args import (
     flag_message,
     parse_args,
 )
-from service.commands.search_run import SHARED, Run, check_out, compare, plan_run, write_run
+from service.commands.search_run import (
+    SHARED,
+    Run,
+    check_nothing_lost,
+    check_out,
+    compare,
+    folder_or_storage,
+    hold_folder,
+    plan_run,
+    releasing_folders,
+    study_present,
+    undone_on_refusal,
+    write_run,
+)
 
 if TYPE_CHECKING:
     from search.datasets import Splits
@@ -111,6 +124,8 @@ def _check(args: dict[str, Any]) -> tuple[SearchConfig, Run]:
     check_out(out_dir)
     run = plan_run(out_dir=out_dir, resume=args["resume"], storage=storage,
                    study_name=args["study_name"], config=config)
+    if out_dir.is_dir():  # a folder another search is using: refused now, not after the data
+        hold_folder(out_dir)
     return config, run
 
 
@@ -121,32 +136,46 @@ def _load(config: SearchConfig, data_dir: Path | None) -> tuple[SearchConfig, Sp
     try:
         splits = split_dataset(load_dataset(config.dataset, path=data_dir),
                                seed=config.seed if config.seed is not None else 0)
+    except SearchError as exc:  # the data itself: its messages start with the file's name
+        text = " ".join(str(exc).split()).removeprefix("path: ")
+        raise Usage(f"--data-dir: {text}") from None
+    try:
         config = config.with_data(splits)
         return config, splits, reference_point(config)
-    except SearchError as exc:
+    except (SearchError, SpecError) as exc:  # the space against the data's shape
         text = flag_message(exc)
         raise Usage(text if text.startswith("--") else f"--data-dir: {text}") from None
-    except SpecError as exc:
-        raise Usage(flag_message(exc)) from None
 
 
 def _start(run: Run, config: SearchConfig, console: Console) -> StudyRef:
     """Create (or open) the study, check a study it joins holds the same search, write
     run.json/config.json, and fail what a killed earlier process left running."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from search import engine
 
     ref = StudyRef(storage_url=run.storage_url, study_name=run.study_name)
-    if run.stored_storage is None:  # the study file lives in the folder
-        run.out_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        engine.create_study(ref=ref, config=config)
-        stored = engine.study_config(ref=ref)
-        if stored is not None:
-            compare(parse_config(stored), config, origin=f"study {run.study_name!r}",
-                    joiner="a search joining it", only=SHARED)
-    except SearchError as exc:
-        raise Usage(flag_message(exc)) from None
-    write_run(run, config)
+    with undone_on_refusal(run):
+        hold_folder(run.out_dir)
+        if run.resumed and not study_present(run, exists=lambda: engine.study_exists(ref=ref)):
+            check_nothing_lost(run)  # stopped before its first trial: the study starts now
+        if run.stored_storage is None:  # before optuna.db: a folder with one has run.json
+            write_run(run, config)
+        try:
+            engine.create_study(ref=ref, config=config)
+            stored = engine.study_config(ref=ref)
+            if stored is not None:
+                compare(parse_config(stored), config, origin=f"study {run.study_name!r}",
+                        joiner="a search joining it", only=SHARED)
+        except SearchError as exc:
+            raise Usage(flag_message(exc)) from None
+        except SQLAlchemyError as exc:
+            reason = " ".join(str(getattr(exc, "orig", None) or exc).split())[:300]
+            where = "--out" if run.stored_storage is None else "--storage"
+            raise Usage(f"{where}: cannot open the study in {folder_or_storage(run)} "
+                        f"({reason})") from None
+        if run.stored_storage is not None:  # a shared study: recorded once it is checked
+            write_run(run, config)
     if run.resumed:  # the folder's own optuna.db is this run's alone; a shared one is not
         owner = None if run.stored_storage is None else run.run_id
         failed = engine.fail_running(ref=ref, owner=owner, reason=(
@@ -239,6 +268,7 @@ def _run_trials(*, ref: StudyRef, run: Run, config: SearchConfig, splits: Splits
     return done, finished
 
 
+@releasing_folders
 def search(
     dataset: str = typer.Option("digits", help="digits (built in), mnist, fashion-mnist, "
                                 "cifar10, cifar100 or npz"),

@@ -22,7 +22,7 @@ from search.datasets import check_path
 from search.errors import SpaceError
 
 __all__ = ["Usage", "check_data_dir", "check_storage", "flag_message", "parse_args",
-           "safe_url"]
+           "safe_url", "sqlite_file_problem"]
 
 CONNECT_TIMEOUT_S = 3
 
@@ -69,16 +69,46 @@ def flag_message(error: Exception) -> str:
     return f"{flag}: {detail}"
 
 
+class _YamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader reading floats as YAML 1.2 (and JSON) do: ``1e-3`` is a number, not
+    the string PyYAML's YAML 1.1 rules make of it (they want ``1.0e-3``)."""
+
+
+_YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                   |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                   |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                   |[-+]?\.(?:inf|Inf|INF)
+                   |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."),
+)
+
+
 def _read_space(path: Path | None) -> Any:
+    """The space file's data: JSON, else YAML; Usage when it cannot be read or is empty."""
     if path is None:
         return None
+    shown = repr(str(path))
     try:
-        return yaml.safe_load(path.read_text())  # YAML is a superset of JSON
+        text = path.read_bytes().decode("utf-8")
     except OSError as exc:
-        raise Usage(f"--space: cannot read {str(path)!r} ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        detail = " ".join(str(exc).split())  # one line
-        raise Usage(f"--space: {str(path)!r} is not valid JSON or YAML ({detail})") from None
+        raise Usage(f"--space: cannot read {shown} ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise Usage(f"--space: {shown} is not UTF-8 text (byte {exc.start}); save the space as "
+                    "JSON or YAML") from None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        try:
+            data = yaml.load(text, Loader=_YamlLoader)  # a SafeLoader: plain data only
+        except yaml.YAMLError as exc:
+            detail = " ".join(str(exc).split())  # one line
+            raise Usage(f"--space: {shown} is not valid JSON or YAML ({detail})") from None
+    if data is None:  # an empty file, or one holding only null
+        raise Usage(f"--space: {shown} holds no space; write the space as a JSON or YAML "
+                    "object, or leave --space out for the default space")
+    return data
 
 
 def _read_warm_start(path: Path | None) -> list[Any]:
@@ -156,6 +186,26 @@ def safe_url(url: str) -> str:
         return _PASSWORD.sub(r"\1***@", url)
 
 
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def sqlite_file_problem(path: Path) -> str | None:
+    """Why ``path`` cannot hold a SQLite database (a folder, another kind of file, unreadable);
+    None when it can (a SQLite file, an empty one, or none yet)."""
+    if path.is_dir():
+        return f"{str(path)!r} is a folder, not a database file"
+    if not path.exists():
+        return None
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(len(_SQLITE_HEADER))
+    except OSError as exc:
+        return f"{str(path)!r} cannot be read: {exc.strerror}"
+    if head and head != _SQLITE_HEADER:
+        return f"{str(path)!r} is not a SQLite database"
+    return None
+
+
 def connect_args(url: str) -> dict[str, Any]:
     """Driver arguments that bound how long connecting may take (PostgreSQL, MySQL)."""
     from sqlalchemy.engine import make_url
@@ -200,6 +250,9 @@ def check_storage(url: str) -> str:
         if not database.parent.is_dir():
             raise Usage(f"--storage: cannot open {shown} (folder {str(database.parent)!r} does "
                         "not exist)")
+        why = sqlite_file_problem(database)
+        if why is not None:
+            raise Usage(f"--storage: cannot open {shown} ({why})")
         return parsed.set(database=str(database)).render_as_string(hide_password=False)
     try:
         dialect.import_dbapi()

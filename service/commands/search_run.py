@@ -13,22 +13,32 @@ refusal, and nothing imports torch or Optuna (SQLAlchemy only, to count earlier 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec
 
 from search.config import SearchConfig, parse_config
 from search.errors import SearchError
-from service.commands.search_args import Usage, check_storage, connect_args, safe_url
+from service.commands.search_args import (
+    Usage,
+    check_storage,
+    connect_args,
+    safe_url,
+    sqlite_file_problem,
+)
 
-__all__ = ["CONFIG_JSON", "OPTUNA_DB", "RUN_JSON", "SHARED", "Run", "check_out", "compare",
-           "plan_run", "write_run"]
+__all__ = ["CONFIG_JSON", "OPTUNA_DB", "RUN_JSON", "SHARED", "Run", "check_nothing_lost",
+           "check_out", "compare", "folder_or_storage", "hold_folder", "plan_run",
+           "releasing_folders", "study_present", "undone_on_refusal", "write_run"]
 
+P = ParamSpec("P")
 RUN_JSON = "run.json"
 CONFIG_JSON = "config.json"
 OPTUNA_DB = "optuna.db"
@@ -54,9 +64,106 @@ def own_storage(out_dir: Path) -> str:
 
 
 def check_out(out: Path) -> None:
-    """--out names a folder (or nothing yet)."""
+    """--out names a folder, or one that can be made: its nearest existing parent is a folder
+    this process may write in."""
     if out.exists() and not out.is_dir():
         raise Usage(f"--out: {str(out)!r} is a file; name a folder (it is created if missing)")
+    parent = out.absolute()
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise Usage(f"--out: cannot create {str(out)!r}: {str(parent)!r} is a file")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        what = "it is" if parent == out.absolute() else f"folder {str(parent)!r} is"
+        raise Usage(f"--out: cannot write in {str(out)!r}: {what} not writable by this user")
+
+
+@contextmanager
+def undone_on_refusal(run: Run) -> Iterator[None]:
+    """Make the --out folder; if a Usage refusal comes before the first trial, a fresh run
+    takes back what it wrote (run.json, config.json, optuna.db, the folder if it made it), so
+    a refused search leaves nothing behind. A resumed run never deletes anything."""
+    made = not run.out_dir.exists()
+    try:
+        run.out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise Usage(f"--out: cannot create {str(run.out_dir)!r} ({exc.strerror})") from None
+    try:
+        yield
+    except Usage:
+        if not run.resumed:
+            for name in (RUN_JSON, CONFIG_JSON, OPTUNA_DB):
+                (run.out_dir / name).unlink(missing_ok=True)
+            if made and not any(run.out_dir.iterdir()):
+                run.out_dir.rmdir()
+        raise
+
+
+def hold_folder(out_dir: Path) -> None:
+    """Lock the --out folder for the life of this process (flock on the folder itself: the
+    kernel drops it when the process ends, however it ends); Usage when another search holds
+    it. Two processes writing one folder would fail each other's running trials and overwrite
+    each other's results."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        return
+    key = out_dir.resolve()
+    if key in _HELD:  # this process holds it already (a second search in one process)
+        return
+    descriptor = os.open(out_dir, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        raise Usage(f"--out: {str(out_dir)!r} is in use by another paretonas search running "
+                    "now; wait for it to end, or choose another --out") from None
+    _HELD[key] = descriptor  # kept open (and locked) until this process exits
+
+
+_HELD: dict[Path, int] = {}
+
+
+def releasing_folders(command: Callable[P, None]) -> Callable[P, None]:
+    """``command`` that gives back every folder it locked when it returns or raises (a search
+    run in-process, as tests and library users do, must not keep its folder locked after)."""
+
+    @functools.wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            command(*args, **kwargs)
+        finally:
+            while _HELD:
+                os.close(_HELD.popitem()[1])  # closing the descriptor drops its flock
+
+    return run
+
+
+def folder_or_storage(run: Run) -> str:
+    """Where the run's study lives, for messages (the password hidden)."""
+    return str(run.out_dir / OPTUNA_DB) if run.stored_storage is None else run.stored_storage
+
+
+def study_present(run: Run, *, exists: Callable[[], bool]) -> bool:
+    """Whether a resumed run's study is still in its storage (``exists`` asks the storage; a
+    SQLite file that is gone is not asked, which would create it)."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(run.storage_url)
+    if url.get_backend_name() == "sqlite" and not Path(url.database or "").exists():
+        return False
+    return exists()
+
+
+def check_nothing_lost(run: Run) -> None:
+    """A resumed run whose study is gone may start it afresh only if no trial ever finished:
+    Usage when the folder holds results (front.json, trials.csv) a new study would overwrite."""
+    held = [name for name in ("front.json", "trials.csv") if (run.out_dir / name).exists()]
+    if held:
+        raise Usage(f"--resume: the study {run.study_name!r} is no longer in "
+                    f"{folder_or_storage(run)}, but {str(run.out_dir)!r} holds its results "
+                    f"({', '.join(held)}); there is nothing to resume: restore the database, or "
+                    "start a new search with another --out")
 
 
 def _read_record(out_dir: Path) -> dict[str, Any]:
@@ -147,10 +254,13 @@ def _resumed_storage(out_dir: Path, stored: str | None, given: str | None) -> st
     if stored is None:
         if given is not None:
             raise Usage(_kept("--storage", "storage", f"its own {OPTUNA_DB}", safe_url(given)))
-        if not (out_dir / OPTUNA_DB).exists():
-            raise Usage(f"--resume: {str(out_dir)!r} holds {RUN_JSON} but no {OPTUNA_DB}; there "
-                        "is nothing to resume")
+        why = sqlite_file_problem(out_dir / OPTUNA_DB)  # none at all: see check_nothing_lost
+        if why is not None:
+            raise Usage(f"--resume: cannot open the study ({why})")
         return own_storage(out_dir)
+    if not isinstance(stored, str):
+        raise Usage(f"--resume: {str(out_dir / RUN_JSON)!r} holds storage {_show(stored)}, "
+                    "not a database URL; this is not a run.json paretonas search wrote")
     if given is not None:
         if safe_url(given) != stored:
             raise Usage(_kept("--storage", "storage", stored, safe_url(given)))

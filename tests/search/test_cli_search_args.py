@@ -5,12 +5,15 @@ RUNNING trial behind."""
 from __future__ import annotations
 
 import csv
+import fcntl
 import json
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -79,13 +82,29 @@ except SystemExit as exc:
     (["--resume"], "error: --resume: name the folder of the search to continue with --out"),
     (["--resume", "--out", "fresh"],
      "error: --resume: 'fresh' holds no run.json; there is nothing to resume"),
+    (["--out", "a-file/run"], "error: --out: cannot create 'a-file/run': 'CWD/a-file' is a file"),
+    (["--storage", "sqlite:///a-dir"],
+     "error: --storage: cannot open sqlite:///a-dir ('CWD/a-dir' is a folder, not a database "
+     "file)"),
+    (["--storage", "sqlite:///notes.txt"],
+     "error: --storage: cannot open sqlite:///notes.txt ('CWD/notes.txt' is not a SQLite "
+     "database)"),
+    (["--space", "latin1.json"],
+     "error: --space: 'latin1.json' is not UTF-8 text (byte 16); save the space as JSON or YAML"),
+    (["--space", "a-file"],
+     "error: --space: 'a-file' holds no space; write the space as a JSON or YAML object, or "
+     "leave --space out for the default space"),
 ])
 def test_bad_arguments_in_a_real_process(tmp_path: Path, args: list[str], message: str) -> None:
-    (tmp_path / "a-file").write_text("")
+    made = {"a-file": b"", "notes.txt": b"not a database\n",
+            "latin1.json": b'{"depth": [1], "\xe9": 1}'}
+    for name, data in made.items():
+        (tmp_path / name).write_bytes(data)
+    (tmp_path / "a-dir").mkdir()
     done = _cli(*args, cwd=tmp_path)
     assert (done.returncode, done.stdout) == (2, "")
     assert done.stderr == message.replace("CWD", str(tmp_path.resolve())) + "\n"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]  # nothing written
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*made, "a-dir"])  # no writes
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -242,4 +261,105 @@ def test_older_folders_and_joined_studies(tmp_path: Path, space_file: Path) -> N
     assert (joined.exit_code, joined.stderr) == (2, (
         "error: --space: study 'shared' was started with space.depth=[1, 2]; a search joining it "
         "keeps its space (got space.depth=[2])\n"))
+    assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize(("name", "text"), [
+    ("space.json", json.dumps({**TINY_SPACE, "depth": [1], "train": {
+        **TINY_SPACE["train"], "lr": "LR"}}).replace('"LR"', "2e-3")),
+    ("space.yaml", "depth: [1]\nmultipliers: [0.25]\nkinds: [full]\n"
+     "train: {epochs: 1, finetune_epochs: 0, batch_size: 256, lr: 2e-3}\n"),
+])
+def test_exponent_numbers_in_a_space_file_are_numbers(tmp_path: Path, name: str,
+                                                      text: str) -> None:
+    """PyYAML's YAML 1.1 rules read 2e-3 as a string, and every space file went through them
+    (a JSON one too): '--space: space.train.lr: got '2e-3'; must be a number > 0.0'."""
+    space = tmp_path / name
+    space.write_text(text)
+    out = tmp_path / "run"
+    done = CliRunner().invoke(app, ["search", "--trials", "1", "--space", str(space),
+                                    "--out", str(out)])
+    assert done.exit_code == 0, done.output
+    assert json.loads((out / "config.json").read_text())["space"]["train"]["lr"] == 0.002
+
+
+def test_a_folder_in_use_by_a_running_search_is_refused(tmp_path: Path) -> None:
+    """A second process resuming a folder while the first still trains in it failed the
+    first's running trial and overwrote its results; the folder is now locked (flock)."""
+    space = tmp_path / "slow.json"
+    space.write_text(json.dumps({**TINY_SPACE, "train": {"epochs": 100_000, "finetune_epochs": 0,
+                                                         "batch_size": 256}}))
+    out = tmp_path / "run"
+    args = ["--trials", "2", "--space", str(space), "--out", str(out), "--no-early-stopping"]
+    first = subprocess.Popen([sys.executable, "-m", "service.cli", "search", *args], cwd=tmp_path,
+                             env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not _states_or_none(out / "optuna.db") and time.monotonic() < deadline:
+            time.sleep(0.2)  # trial 0 is running once the study holds it
+        second = _cli(*args, "--resume", cwd=tmp_path)
+        assert (second.returncode, second.stderr) == (2, (
+            f"error: --out: {str(out)!r} is in use by another paretonas search running now; wait "
+            "for it to end, or choose another --out\n"))
+        assert _states(out / "optuna.db") == {"search-run": ["RUNNING"]}  # left alone
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=120)
+    assert first.returncode == 143
+    assert _states(out / "optuna.db") == {"search-run": ["PRUNED"]}  # stopped, not failed
+    descriptor = os.open(out, os.O_RDONLY)  # the lock ended with its process
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    finally:
+        os.close(descriptor)
+
+
+def _states_or_none(db: Path) -> dict[str, list[str]] | None:
+    try:
+        return _states(db) if db.exists() else None
+    except sqlite3.Error:
+        return None
+
+
+def test_resume_refuses_when_the_study_is_gone_but_its_results_are_not(
+    tmp_path: Path, space_file: Path
+) -> None:
+    """A shared SQLite study deleted under a folder: --resume made a new empty study and
+    overwrote the folder's front.json and trials.csv. A folder with no results yet (stopped
+    before its first trial) resumes by starting its study."""
+    out, shared = tmp_path / "run", tmp_path / "shared.db"
+    base = ["--trials", "1", "--space", str(space_file), "--out", str(out)]
+    first = CliRunner().invoke(app, ["search", *base, "--storage", f"sqlite:///{shared}"])
+    assert first.exit_code == 0, first.output
+    results = {name: (out / name).read_bytes() for name in ("front.json", "trials.csv")}
+    shared.unlink()
+    refused = CliRunner().invoke(app, ["search", *base, "--resume"])
+    assert (refused.exit_code, refused.stderr) == (2, (
+        f"error: --resume: the study 'search-run' is no longer in sqlite:///{shared}, but "
+        f"{str(out)!r} holds its results (front.json, trials.csv); there is nothing to resume: "
+        "restore the database, or start a new search with another --out\n"))
+    assert {name: (out / name).read_bytes() for name in results} == results
+    assert not shared.exists()  # not created by the refusal
+
+    for name in ("front.json", "trials.csv", "pareto.png"):
+        (out / name).unlink()
+    shutil.rmtree(out / "models")
+    resumed = _cli(*base, "--resume", cwd=tmp_path)  # a process of its own: this one keeps
+    assert resumed.returncode == 0, resumed.stderr  # an Optuna storage on the deleted file
+    assert [row["state"] for row in _rows(out)] == ["complete"]
+
+
+def test_a_refused_fresh_search_leaves_no_files(tmp_path: Path, space_file: Path) -> None:
+    """A study the shared storage holds with other objectives is refused after the folder was
+    made: run.json, config.json and the folder itself are taken back."""
+    shared = f"sqlite:///{tmp_path / 'shared.db'}"
+    first = CliRunner().invoke(app, ["search", "--trials", "1", "--space", str(space_file),
+                                     "--storage", shared, "--study-name", "s", "--out",
+                                     str(tmp_path / "a")])
+    assert first.exit_code == 0, first.output
+    refused = CliRunner().invoke(app, ["search", "--trials", "1", "--space", str(space_file),
+                                       "--storage", shared, "--study-name", "s", "--objectives",
+                                       "accuracy,params,macs", "--out", str(tmp_path / "b")])
+    assert refused.exit_code == 2, refused.output
+    assert refused.stderr.startswith("error: --objectives: ")
     assert not (tmp_path / "b").exists()
