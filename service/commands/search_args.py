@@ -128,18 +128,39 @@ def _early_stopping(args: dict[str, Any]) -> dict[str, Any]:
     if args.get("early_stopping") is not None:
         rule["enabled"] = args["early_stopping"]
     if args.get("checkpoints") is not None:
+        given = args["checkpoints"]
         try:
-            rule["checkpoints"] = [int(e) for e in args["checkpoints"].split(",") if e.strip()]
+            rule["checkpoints"] = [int(e) for e in given.split(",") if e.strip()]
         except ValueError:
-            raise Usage(f"--checkpoints: got {args['checkpoints']!r}; expected epochs "
-                        "separated by commas, e.g. 4,8") from None
+            rule["checkpoints"] = []
+        if not rule["checkpoints"]:
+            raise Usage(f"--checkpoints: got {given!r}; expected epochs separated by commas, "
+                        "e.g. 4,8 (leave it out for the default)")
     if args.get("margin") is not None:
         rule["margin"] = args["margin"]
     return {"early_stopping": rule} if rule else {}
 
 
+MAX_STUDY_NAME = 512  # Optuna's studies.study_name column
+
+
+def check_study_name(name: str | None) -> None:
+    """--study-name: printable, 1 to ``MAX_STUDY_NAME`` characters (Optuna's column)."""
+    if name is None:
+        return
+    if not name.strip() or len(name) > MAX_STUDY_NAME or not name.isprintable():
+        raise Usage(f"--study-name: got {_clip(name)}; give a name of 1 to {MAX_STUDY_NAME} "
+                    "printable characters (leave it out for search-<folder name>)")
+
+
+def _clip(value: str) -> str:
+    shown = repr(value)
+    return shown if len(shown) <= 60 else shown[:57] + "..."
+
+
 def parse_args(args: dict[str, Any]) -> SearchConfig:
     """The search config the flags describe (no data loaded: ``with_data`` comes later)."""
+    check_study_name(args.get("study_name"))
     objectives = [o.strip() for o in args["objectives"].split(",") if o.strip()]
     space = _read_space(args["space"])
     try:
@@ -176,10 +197,17 @@ _PASSWORD = re.compile(r"(://[^:/@]*:)[^@/]*@")
 
 
 def safe_url(url: str) -> str:
-    """``url`` with its password shown as ***, whether or not SQLAlchemy can parse it."""
+    """``url`` with its password shown as ***, whether or not SQLAlchemy can parse it. A
+    password holding a raw ``@`` (it should be written %40) is hidden up to the last ``@`` of
+    the host part: SQLAlchemy would cut it at the first and show the rest as the host."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
+    scheme, sep, rest = url.partition("://")
+    authority = rest.split("/", 1)[0]
+    if sep and authority.count("@") > 1 and ":" in authority:
+        user = authority.split(":", 1)[0]
+        return f"{scheme}://{user}:***{rest[authority.rindex('@'):]}"
     try:
         return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:

@@ -21,6 +21,7 @@ import pytest
 from typer.testing import CliRunner
 
 from service.cli import app
+from service.commands.search_args import safe_url
 
 TINY_SPACE = {"depth": [1, 2], "multipliers": [0.25, 0.5], "kinds": ["full", "bilinear"],
               "train": {"epochs": 1, "finetune_epochs": 0, "batch_size": 256}}
@@ -94,6 +95,12 @@ except SystemExit as exc:
     (["--space", "a-file"],
      "error: --space: 'a-file' holds no space; write the space as a JSON or YAML object, or "
      "leave --space out for the default space"),
+    (["--checkpoints", ","], "error: --checkpoints: got ','; expected epochs separated by "
+     "commas, e.g. 4,8 (leave it out for the default)"),
+    (["--study-name", ""], "error: --study-name: got ''; give a name of 1 to 512 printable "
+     "characters (leave it out for search-<folder name>)"),
+    (["--study-name", "s" * 513], "error: --study-name: got '" + "s" * 56 + "...; give a name "
+     "of 1 to 512 printable characters (leave it out for search-<folder name>)"),
 ])
 def test_bad_arguments_in_a_real_process(tmp_path: Path, args: list[str], message: str) -> None:
     made = {"a-file": b"", "notes.txt": b"not a database\n",
@@ -363,3 +370,15 @@ def test_a_refused_fresh_search_leaves_no_files(tmp_path: Path, space_file: Path
     assert refused.exit_code == 2, refused.output
     assert refused.stderr.startswith("error: --objectives: ")
     assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("postgresql+psycopg://user:secret@db.example/x", "postgresql+psycopg://user:***@db.example/x"),
+    ("postgresql+psycopg://user@db.example/x", "postgresql+psycopg://user@db.example/x"),
+    # a raw @ in the password: SQLAlchemy cuts at the first one and showed 'ss@host' as the host
+    ("postgresql://u:p@ss@127.0.0.1/db", "postgresql://u:***@127.0.0.1/db"),
+    ("not a url u:secret@host", "not a url u:secret@host"),
+    ("weird://u:secret@host/db", "weird://u:***@host/db"),
+])
+def test_passwords_are_never_shown(url: str, shown: str) -> None:
+    assert safe_url(url) == shown
