@@ -86,7 +86,10 @@ class Cron:
     def times_after(self, after: datetime) -> Iterator[datetime]:
         """Due times strictly after ``after`` (tz-aware), ascending, as UTC datetimes."""
         for due in CronSim(self.expression, after.astimezone(self.zone)):
-            yield due.astimezone(UTC)
+            # On a fall-back night cronsim starts from the wall clock: from 02:10 in the second
+            # pass of the hour it yields 02:30 of the first pass, before ``after``. Skip those.
+            if due.astimezone(UTC) > after:
+                yield due.astimezone(UTC)
 
     def next_after(self, after: datetime) -> datetime:
         """The first due time strictly after ``after``, in UTC."""

@@ -28,6 +28,7 @@ from service.worker.context import WorkerContext
 from service.worker.database import write_transaction
 from service.worker.lease import Heartbeat
 from service.worker.presence import Presence
+from service.worker.reasons import RELEASED
 from service.worker.record import LeaseLost, record_complete, record_stopped
 from service.worker.recovery import (
     LostTrial,
@@ -229,7 +230,7 @@ class Worker:
         """Give a trial back on shutdown: failed and retried at once, whatever its attempt."""
         self._fail(
             claim,
-            reason=f"released by worker {self.ctx.worker_id} on shutdown",
+            reason=f"{RELEASED} {self.ctx.worker_id} on shutdown",
             always_retry=True,
         )
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-__all__ = ["LEASE_EXPIRED", "TIMED_OUT"]
+__all__ = ["LEASE_EXPIRED", "RELEASED", "TIMED_OUT"]
 
 LEASE_EXPIRED = "lease expired"
+RELEASED = "released by worker"  # given back on shutdown: not the trial's fault
 TIMED_OUT = "exceeded the per-trial wall-time limit"

@@ -33,7 +33,7 @@ from service.db.tables import Job, Trial
 from service.logs import trial_fields
 from service.worker.context import WorkerContext
 from service.worker.database import is_postgres, utcnow, write_transaction
-from service.worker.reasons import LEASE_EXPIRED, TIMED_OUT
+from service.worker.reasons import LEASE_EXPIRED, RELEASED, TIMED_OUT
 
 __all__ = [
     "LostTrial",
@@ -160,9 +160,16 @@ def fail_and_retry(
     search_engine.fail(ref=ref, number=trial.number, reason=trial.reason)
     if never_retry:
         _fail_job_after_timeouts(connection, ctx=ctx, trial=trial, now=now)
+        _succeed_if_used_up(connection, job_id=trial.job_id, now=now)
         return True
-    if always_retry or trial.attempt < ctx.max_trial_retries:
+    chain = _attempt_chain(connection, job_id=trial.job_id, number=trial.number)
+    faults = _faults(connection, job_id=trial.job_id, chain=chain)
+    if always_retry or faults <= ctx.max_trial_retries:
         search_engine.retry(ref=ref, number=trial.number)
+        # A job whose space was used up while this trial ran waits for nothing else: with the
+        # retry queued it has a trial to run again (else no claim would take the retry, and the
+        # job would stay running with nothing running).
+        connection.execute(update(Job).where(Job.id == trial.job_id).values(finished_reason=None))
         log.warning(
             "job %s trial %d (attempt %d) failed: %s; retrying",
             trial.job_id,
@@ -172,10 +179,11 @@ def fail_and_retry(
             extra=trial_fields(trial.job_id, trial.number),
         )
         return True
-    chain = _attempt_chain(connection, job_id=trial.job_id, number=trial.number)
+    released = len(chain) - faults
+    releases = f"; {released} released on shutdown" if released else ""
     message = (
         f"trial {chain[0]} failed on all {len(chain)} attempts (as trial numbers "
-        f"{', '.join(map(str, chain))}; max_trial_retries={ctx.max_trial_retries}); "
+        f"{', '.join(map(str, chain))}{releases}; max_trial_retries={ctx.max_trial_retries}); "
         f"last error: {trial.reason}. Raise PARETONAS_MAX_TRIAL_RETRIES or fix the cause, "
         "then submit the search again"
     )
@@ -221,6 +229,28 @@ def _fail_job_after_timeouts(
         .values(status="failed", error=message, finished_at=now, updated_at=now)
     )
     log.error("job %s failed: %s", trial.job_id, message, extra=fields)
+
+
+def _faults(connection: Connection, *, job_id: str, chain: list[int]) -> int:
+    """Failed attempts of the chain that were the trial's fault (a release on shutdown is not:
+    a worker that restarts three times must not use up a trial's retries)."""
+    return int(connection.execute(
+        select(func.count()).select_from(Trial).where(
+            Trial.job_id == job_id, Trial.number.in_(chain), Trial.state == "failed",
+            ~func.coalesce(Trial.error, "").startswith(RELEASED),
+        )
+    ).scalar_one())
+
+
+def _succeed_if_used_up(connection: Connection, *, job_id: str, now: datetime) -> None:
+    """A job whose space was used up succeeds once nothing runs; ``record._settle_job`` does it
+    when a trial is recorded, and a last trial failed for good must do it too."""
+    connection.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status.in_(("queued", "running")),
+               Job.finished_reason.is_not(None), Job.n_running == 0)
+        .values(status="succeeded", finished_at=now, updated_at=now)
+    )
 
 
 def _attempt_chain(connection: Connection, *, job_id: str, number: int) -> list[int]:

@@ -53,6 +53,24 @@ def test_hourly_schedule_keeps_both_real_half_past_twos() -> None:
     ]
 
 
+@pytest.mark.parametrize(("expression", "zone", "after", "due"), [
+    # 01:10 UTC is 02:10 in Berlin's second pass of 02:00-03:00 (CET): the day's 02:30 ran in the
+    # first pass, at 00:30 UTC. cronsim, starting from the wall clock, gave 00:30 UTC back.
+    ("30 2 * * *", "Europe/Berlin", "2026-10-25T01:10", "2026-10-26T01:30"),
+    ("10,50 2 * * *", "Europe/Berlin", "2026-10-25T01:10", "2026-10-26T01:10"),
+    ("30 * * * *", "Europe/Berlin", "2026-10-25T01:10", "2026-10-25T01:30"),  # the second 02:30
+    ("45 1 * * *", "America/New_York", "2026-11-01T06:10", "2026-11-02T06:45"),
+])
+def test_next_after_on_a_fall_back_night_is_never_before_now(
+    expression: str, zone: str, after: str, due: str
+) -> None:
+    """Creating or resuming a schedule at such an instant stored a due time already recorded:
+    its run hit UNIQUE (schedule_id, due_at) and the schedule never fired again."""
+    start = datetime.fromisoformat(after).replace(tzinfo=UTC)
+    found = Cron.parse(expression, zone).next_after(start)
+    assert found == datetime.fromisoformat(due).replace(tzinfo=UTC) and found > start
+
+
 def test_due_times_are_utc_and_strictly_after() -> None:
     cron = Cron.parse("*/15 * * * *", "UTC")
     at = datetime(2026, 1, 1, 10, 15, tzinfo=UTC)

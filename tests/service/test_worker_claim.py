@@ -17,6 +17,7 @@ from service.worker.backoff import Backoff, StopRequested, is_transient, retry_t
 from service.worker.claim import Claim, claim_next
 from service.worker.context import WorkerContext
 from service.worker.database import worker_engine, write_transaction
+from service.worker.reasons import RELEASED, TIMED_OUT
 from service.worker.record import LeaseLost, record_complete
 from service.worker.recovery import LostTrial, fail_and_retry, lock_job, settle_cancelled
 from tests.service import test_worker_support as support
@@ -45,19 +46,19 @@ def _claim(ctx: WorkerContext) -> Claim:
     return claim
 
 
-def _lose(ctx: WorkerContext, claim: Claim, *, always_retry: bool = False) -> None:
+def _lose(ctx: WorkerContext, claim: Claim, *, always_retry: bool = False,
+          never_retry: bool = False, reason: str = "lease expired: test") -> None:
     lost = LostTrial(
         trial_id=claim.trial_id,
         job_id=claim.job.job_id,
         number=claim.number,
         attempt=claim.attempt,
-        reason="lease expired: test",
+        reason=reason,
     )
     with write_transaction(ctx.engine) as connection:
         lock_job(connection, job_id=lost.job_id)
-        assert fail_and_retry(
-            connection, ctx=ctx, ref=claim.job.ref, trial=lost, always_retry=always_retry
-        )
+        assert fail_and_retry(connection, ctx=ctx, ref=claim.job.ref, trial=lost,
+                              always_retry=always_retry, never_retry=never_retry)
 
 
 def _outcome(claim: Claim, *, accuracy: float, params: int) -> TrialOutcome:
@@ -125,6 +126,63 @@ def test_lost_trial_is_retried_with_its_parameters_then_fails_the_job(
     )
     assert claim_next(ctx) is None
     ctx.engine.dispose()
+
+
+def test_releases_on_shutdown_do_not_use_up_the_retries(service_db: ServiceDB) -> None:
+    """Three deploys (each releases the trial) then one real crash: with max_trial_retries=1
+    the crash is still retried; a second crash fails the job."""
+    ctx = _context(service_db, max_trial_retries=1)
+    job_id = create_job(service_db, n_trials=1)
+    claim = _claim(ctx)
+    for _ in range(3):
+        _lose(ctx, claim, always_retry=True, reason=f"{RELEASED} w1 on shutdown")
+        claim = _claim(ctx)
+    _lose(ctx, claim)  # the trial's own fault: 1 of the 1 retry allowed
+    claim = _claim(ctx)
+    assert (claim.attempt, service_db.job(job_id).status) == (4, "running")
+    _lose(ctx, claim)
+    job = service_db.job(job_id)
+    assert job.status == "failed"
+    assert job.error.startswith("trial 0 failed on all 5 attempts (as trial numbers 0, 1, 2, 3, 4; "
+                                "3 released on shutdown; max_trial_retries=1); last error: ")
+    ctx.engine.dispose()
+
+
+def test_a_retry_reopens_a_job_whose_space_was_used_up_while_it_ran(
+    service_db: ServiceDB,
+) -> None:
+    """The space ran out (finished_reason set) while the last trial ran, then that trial was
+    lost: its retry must be claimable, or the job stays running with nothing running."""
+    ctx = _context(service_db)
+    job_id = create_job(service_db, n_trials=3, parallelism=2)
+    first = _claim(ctx)
+    _used_up(service_db, job_id)
+    assert claim_next(ctx) is None  # a used-up job takes no new claims
+    _lose(ctx, first)
+    assert service_db.job(job_id).finished_reason is None
+    retry = _claim(ctx)
+    assert retry.retry_of == first.number
+    ctx.engine.dispose()
+
+
+def test_a_used_up_job_whose_last_trial_fails_for_good_succeeds(service_db: ServiceDB) -> None:
+    ctx = _context(service_db, max_trial_retries=2)
+    job_id = create_job(service_db, n_trials=3, parallelism=2)
+    done = _claim(ctx)
+    record_complete(ctx, claim=done, outcome=_outcome(done, accuracy=0.5, params=100))
+    last = _claim(ctx)
+    _used_up(service_db, job_id)
+    _lose(ctx, last, never_retry=True, reason=f"{TIMED_OUT} of 1 s: test")
+    job = service_db.job(job_id)
+    assert (job.status, job.n_running, job.n_complete, job.n_failed) == ("succeeded", 0, 1, 1)
+    ctx.engine.dispose()
+
+
+def _used_up(db: ServiceDB, job_id: str) -> None:
+    with db.engine.begin() as connection:
+        connection.execute(
+            update(Job).where(Job.id == job_id).values(finished_reason="space used up (test)")
+        )
 
 
 def test_a_released_trial_is_retried_whatever_its_attempt(service_db: ServiceDB) -> None:
