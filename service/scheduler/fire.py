@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from service.api.jobs import build_job
 from service.api.problems import Problem
+from service.api.quotas import check_quotas
 from service.api.schemas import JobCreate
 from service.db.engine import write_session
 from service.db.tables import ApiKey, Job, Schedule, ScheduleRun
@@ -175,6 +176,8 @@ def _new_job(session: Session, *, schedule: Schedule, firing: Firing, run: Sched
                     warm_start=warm.params,
                 )
                 run.warm_start_from = warm.job_id
+        # The owner's quotas hold for scheduled jobs too (overlap=queue could pass them).
+        check_quotas(session, owner_id=owner.id, n_trials=job.n_trials, settings=firing.settings)
     except Problem as problem:
         raise _CannotStart(f"{problem.slug}: {problem.detail}") from None
     except ValidationError as error:

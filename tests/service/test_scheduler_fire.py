@@ -129,6 +129,31 @@ def test_run_that_cannot_start_is_failed_and_the_schedule_goes_on(
     assert runs[0].job_id is None and runs[2].job_id is None
 
 
+def test_a_run_past_the_owners_quota_is_failed(
+    client: TestClient, auth: dict[str, str], db_engine: Engine, settings: Settings
+) -> None:
+    """overlap=queue fired a job at every due time whatever the key's quotas: a run that would
+    pass one is failed with the quota's reason, and the schedule goes on."""
+    schedule_id = _create(client, auth, overlap="queue")  # 3 trials a run
+    limited = settings.model_copy(update={"limits": settings.limits.model_copy(
+        update={"max_active_trials_per_key": 5})})
+    clock = Clock(T0)
+    scheduler = Scheduler(db_engine, limited, clock=clock)
+    for hours in (1, 2, 3):
+        clock.now = T0 + timedelta(hours=hours)
+        scheduler.tick()
+        if hours == 2:
+            _set_status(db_engine, _runs(db_engine, schedule_id)[0].job_id, "succeeded")
+    runs = _runs(db_engine, schedule_id)
+    assert [(r.status, r.reason) for r in runs] == [
+        ("started", None),
+        ("failed", "quota-exceeded: n_trials: got 3 with 3 trials of this key already queued or "
+         "running; a key may have at most 5 (wait for jobs to finish or cancel some; operators "
+         "raise PARETONAS_LIMITS__MAX_ACTIVE_TRIALS_PER_KEY)"),
+        ("started", None),
+    ]
+
+
 def test_overlap_skip_and_queue(
     client: TestClient, auth: dict[str, str], db_engine: Engine, settings: Settings
 ) -> None:
