@@ -31,6 +31,7 @@ from search import engine as search_engine
 from search.engine import TrialTicket
 from search.errors import SearchError
 from service.db.tables import Job, Trial
+from service.worker.backoff import is_transient
 from service.worker.context import JobContext, WorkerContext
 from service.worker.database import is_postgres, utcnow, write_transaction
 from service.worker.recovery import match_retry
@@ -75,7 +76,17 @@ def claim_next(ctx: WorkerContext, *, fits: ColumnElement[bool] | None = None) -
         job_context = _prepare(ctx, job, connection=connection)
         if job_context is None:
             return None
-        found = search_engine.next_trial(ref=job_context.ref, config=job_context.config)
+        try:
+            found = search_engine.next_trial(ref=job_context.ref, config=job_context.config)
+        except Exception as error:
+            if is_transient(error):
+                raise
+            # The same job would come first again and raise again: every worker would retry it
+            # forever while the other jobs wait. It is this job's error: fail the job.
+            detail = " ".join(f"{type(error).__name__}: {error}".split())[:500]
+            _fail_job(connection, job_id=job_context.job_id,
+                      message=f"the search could not propose a trial ({detail})")
+            return None
         now = utcnow()
         insert_skipped(connection, job_id=job_context.job_id, tickets=found.skipped, now=now)
         if found.ticket is None:

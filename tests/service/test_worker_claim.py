@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import threading
+from typing import Any
 
 import pytest
 from sqlalchemy import exc as sa_exc
@@ -13,6 +14,7 @@ from sqlalchemy import select, update
 from search.engine import TrialOutcome
 from search.pareto import FrontPoint, hypervolume, non_dominated
 from service.db.tables import HypervolumeHistory, Job, ParetoMember, TrialWeights
+from service.worker import claim as claim_module
 from service.worker.backoff import Backoff, StopRequested, is_transient, retry_transient
 from service.worker.claim import Claim, claim_next
 from service.worker.context import WorkerContext
@@ -175,6 +177,31 @@ def test_a_used_up_job_whose_last_trial_fails_for_good_succeeds(service_db: Serv
     _lose(ctx, last, never_retry=True, reason=f"{TIMED_OUT} of 1 s: test")
     job = service_db.job(job_id)
     assert (job.status, job.n_running, job.n_complete, job.n_failed) == ("succeeded", 0, 1, 1)
+    ctx.engine.dispose()
+
+
+def test_a_job_whose_search_cannot_propose_fails_and_the_queue_goes_on(
+    service_db: ServiceDB, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An error proposing a trial for the oldest job made every claim raise on that same job:
+    the other jobs waited forever. The job fails with the error; the next claim is another's."""
+    ctx = _context(service_db)
+    broken = create_job(service_db, n_trials=2)
+    healthy = create_job(service_db, n_trials=2)
+    real = claim_module.search_engine.next_trial
+
+    def next_trial(*, ref: Any, config: Any, owner: str | None = None) -> Any:
+        if ref.study_name.endswith(broken):
+            raise ValueError("the study's sampler state is corrupt")
+        return real(ref=ref, config=config, owner=owner)
+
+    monkeypatch.setattr(claim_module.search_engine, "next_trial", next_trial)
+    assert claim_next(ctx) is None
+    job = service_db.job(broken)
+    assert (job.status, job.error) == (
+        "failed", "the search could not propose a trial (ValueError: the study's sampler state "
+        "is corrupt)")
+    assert _claim(ctx).job.job_id == healthy
     ctx.engine.dispose()
 
 
