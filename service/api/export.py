@@ -10,13 +10,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from sqlalchemy import Engine, select
 
 from service.api.results import layer_kinds, trial_public
-from service.api.schemas import ParetoPublic
+from service.api.schemas import ParetoPublic, TrialPublic
 from service.db.engine import read_session
 from service.db.tables import Trial
 
@@ -33,10 +34,19 @@ FRONT_COLUMNS = (
 )  # fmt: skip
 
 
+# A text cell that begins like a formula is run by spreadsheets (CSV injection): a leading ' keeps
+# it text. Numbers are never text here, so a negative number is untouched.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(value: Any) -> Any:
     if isinstance(value, dict | list):
         return json.dumps(value, sort_keys=True, separators=(",", ":"))
-    return "" if value is None else value
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return ""  # null, as the JSON exports write NaN and infinities
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
 
 
 def _csv_lines(columns: tuple[str, ...], rows: Iterable[dict[str, Any]]) -> Iterator[str]:
@@ -52,7 +62,7 @@ def _csv_lines(columns: tuple[str, ...], rows: Iterable[dict[str, Any]]) -> Iter
     yield buffer.getvalue()
 
 
-def _trial_batches(engine: Engine, *, job_id: str) -> Iterator[list[dict[str, Any]]]:
+def _trial_batches(engine: Engine, *, job_id: str) -> Iterator[list[TrialPublic]]:
     last = -1
     while True:
         with read_session(engine) as session:
@@ -65,21 +75,23 @@ def _trial_batches(engine: Engine, *, job_id: str) -> Iterator[list[dict[str, An
         if not rows:
             return
         last = rows[-1].number
-        yield [trial_public(row).model_dump(mode="json") for row in rows]
+        yield [trial_public(row) for row in rows]
 
 
 def trials_csv(engine: Engine, *, job_id: str) -> Iterator[str]:
     """The job's trials by number as CSV (header row first)."""
-    rows = (row for batch in _trial_batches(engine, job_id=job_id) for row in batch)
+    rows = (row.model_dump(mode="json")
+            for batch in _trial_batches(engine, job_id=job_id) for row in batch)
     return _csv_lines(TRIAL_COLUMNS, rows)
 
 
 def trials_json(engine: Engine, *, job_id: str) -> Iterator[str]:
-    """The job's trials by number as one JSON array of TrialPublic objects."""
+    """The job's trials by number as one JSON array of TrialPublic objects, each as the trials
+    pages write it (NaN and infinities as null)."""
     yield "["
     first = True
     for batch in _trial_batches(engine, job_id=job_id):
-        text = ",".join(json.dumps(row, separators=(",", ":")) for row in batch)
+        text = ",".join(row.model_dump_json() for row in batch)
         yield text if first else "," + text
         first = False
     yield "]"

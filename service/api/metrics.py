@@ -10,7 +10,7 @@ that histogram in files there and ``/metrics`` sums every process's files.
 
 Metrics (all prefixed ``paretonas_``):
 ``jobs{state}``, ``queue_trials`` (trials still to hand out on active jobs), ``trials{state}``
-(gauge: running), ``trials_finished_total{state}`` (complete | failed | stopped),
+(gauge: running), ``trials_finished_total{state}`` (complete | stopped_early | failed | stopped),
 ``trials_timed_out_total``, ``leases_expired_total``, ``trial_duration_seconds`` (histogram of
 complete trials' training time), ``workers{state}`` (live | stale | stopped),
 ``worker_last_heartbeat_timestamp_seconds{worker,host,device}`` (workers not stopped),
@@ -46,7 +46,7 @@ __all__ = ["DURATION_BUCKETS", "DatabaseCollector", "HttpMetrics", "make_registr
 DURATION_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0,
                     21600.0)
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-FINISHED = ("complete", "failed", "stopped")
+FINISHED = ("complete", "stopped_early", "failed", "stopped")
 WORKERS_LISTED = 10_000  # one heartbeat series per worker seen in the last week (presence)
 
 Scope = MutableMapping[str, Any]
@@ -81,9 +81,13 @@ class DatabaseCollector(Collector):
         with self.engine.connect() as connection:
             jobs = dict(connection.execute(
                 select(Job.status, func.count()).group_by(Job.status)).all())
+            # What the claim rule (service/worker/claim.py) may still hand out: trials not yet
+            # trained (complete or stopped early) nor running, on jobs with room to ask.
+            left = Job.n_trials - Job.n_complete - Job.n_stopped_early - Job.n_running
             queue = connection.execute(
-                select(func.coalesce(func.sum(Job.n_trials - Job.n_complete - Job.n_running), 0))
-                .where(Job.status.in_(("queued", "running")), Job.cancel_requested.is_(False))
+                select(func.coalesce(func.sum(case((left > 0, left), else_=0)), 0))
+                .where(Job.status.in_(("queued", "running")), Job.cancel_requested.is_(False),
+                       Job.finished_reason.is_(None))
             ).scalar_one()
             trials = dict(connection.execute(
                 select(Trial.state, func.count()).group_by(Trial.state)).all())

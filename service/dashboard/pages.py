@@ -33,9 +33,16 @@ JOBS_PER_PAGE = 50
 COMPARE_MAX = 12
 
 
-def json_script(value: BaseModel | list[Any] | dict[str, Any]) -> str:
-    """JSON safe inside <script type="application/json"> (no "</script>" can end it early)."""
-    text = value.model_dump_json() if isinstance(value, BaseModel) else json.dumps(value)
+def json_script(value: BaseModel | list[BaseModel] | list[Any] | dict[str, Any]) -> str:
+    """JSON safe inside <script type="application/json"> (no "</script>" can end it early).
+    Models are written as the API writes them (a NaN or infinity is null: ``json.dumps`` would
+    write a bare NaN, which ``JSON.parse`` refuses)."""
+    if isinstance(value, BaseModel):
+        text = value.model_dump_json()
+    elif isinstance(value, list) and all(isinstance(item, BaseModel) for item in value):
+        text = "[" + ",".join(item.model_dump_json() for item in value) + "]"
+    else:
+        text = json.dumps(value)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
@@ -200,6 +207,6 @@ def compare_page(
         nav="compare",
         choices=choices,
         selected=[s.id for s in selected],
-        selected_json=json_script([s.model_dump(mode="json") for s in selected]),
+        selected_json=json_script(list(selected)),
         missing=missing,
     )

@@ -48,6 +48,7 @@ class Served:
     bob_job_id: str
     log_path: Path
     n_trials: int
+    database_url: str = ""
     blocked: list[str] = field(default_factory=list)
 
     def api(self, path: str, *, key: str | None = None, method: str = "GET", **kw: Any) -> Any:
@@ -108,7 +109,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     data = tmp_path_factory.mktemp("served")
     # More trials make a fuller screenshot (PARETONAS_DOCS_SCREENSHOT=1 writes docs/'s).
     n_trials = int(os.environ.get("PARETONAS_BROWSER_TRIALS", "4"))
-    alice, bob = _keys(f"sqlite:///{data / 'service.db'}")
+    database_url = f"sqlite:///{data / 'service.db'}"
+    alice, bob = _keys(database_url)
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PARETONAS_")}
     env |= {
@@ -154,6 +156,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             bob_job_id="",
             log_path=log_path,
             n_trials=n_trials,
+            database_url=database_url,
         )
         served.job_id = served.api("/api/v1/jobs", method="POST", json=body)["id"]
         job = served.wait_job(served.job_id)

@@ -7,13 +7,19 @@ from __future__ import annotations
 
 import os
 import shutil
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+from sqlalchemy import insert, select
 
-from tests.browser.conftest import ARTIFACTS, ROOT, Served
+from service.api.jobs import new_job_id
+from service.db.engine import make_engine, write_session
+from service.db.tables import ApiKey, Job
+from service.keys import create_key
+from tests.browser.conftest import ARTIFACTS, ROOT, Served, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -196,3 +202,54 @@ def test_docs_and_redoc_render_offline(alice: Any, served: Served) -> None:
     assert "ParetoNAS" in page.inner_text("h1")
     # ReDoc's bundle links its "powered by" logo from its CDN; the page renders without it.
     assert [url for url in served.blocked if not url.endswith("/redoc/logo-mini.svg")] == []
+
+
+def _insert_jobs(served: Served, owner: str, count: int, *, start: datetime) -> list[str]:
+    """``count`` finished jobs of the key named ``owner``, one a minute from ``start``."""
+    engine = make_engine(served.database_url)
+    ids = []
+    try:
+        with engine.begin() as connection:
+            owner_id = connection.execute(
+                select(ApiKey.id).where(ApiKey.name == owner)).scalar_one()
+            for i in range(count):
+                when = start + timedelta(minutes=i)
+                ids.append(new_job_id())
+                connection.execute(insert(Job).values(
+                    id=ids[-1], owner_id=owner_id, status="succeeded", dataset="digits",
+                    config_json="{}", n_trials=1, parallelism=1, study_name=f"s-{ids[-1]}",
+                    request_hash="x", reference_point_json="null", created_at=when,
+                    updated_at=when, finished_at=when))
+    finally:
+        engine.dispose()
+    return ids
+
+
+def test_jobs_page_keeps_every_row_through_refreshes_and_new_jobs(
+    page: Any, served: Served
+) -> None:
+    """The 2 s refresh re-read at most 100 rows (after two "Older jobs" clicks, rows 101-150
+    vanished), and a job created while the page was open pushed one job out of reach of the
+    "Older jobs" cursor."""
+    engine = make_engine(served.database_url)
+    with write_session(engine) as session:
+        carol = create_key(session, name="carol").key
+    engine.dispose()
+    ids = _insert_jobs(served, "carol", 160, start=datetime(2026, 1, 1, tzinfo=UTC))
+    sign_in(page, served, key=carol)
+    rows = page.locator("#jobs tbody tr")
+    assert rows.count() == 50
+    for shown in (100, 150):
+        page.click("#more")
+        page.wait_for_function(f"document.querySelectorAll('#jobs tbody tr').length === {shown}")
+    page.wait_for_timeout(2500)  # a refresh has run
+    listed = [rows.nth(i).get_attribute("data-job") for i in range(rows.count())]
+    assert listed == list(reversed(ids))[:150]
+    (newest,) = _insert_jobs(served, "carol", 1, start=datetime(2026, 2, 1, tzinfo=UTC))
+    page.wait_for_function(
+        f"document.querySelector('#jobs tbody tr').dataset.job === '{newest}'", timeout=10_000)
+    page.click("#more")
+    page.wait_for_function("document.querySelectorAll('#jobs tbody tr').length === 161")
+    listed = [rows.nth(i).get_attribute("data-job") for i in range(rows.count())]
+    assert listed == [newest, *reversed(ids)]
+    assert page.locator("#more").is_hidden()

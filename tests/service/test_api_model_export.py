@@ -22,6 +22,7 @@ from search.config import parse_config
 from search.datasets import load_dataset, split_dataset
 from search.datasets.split import split_indices
 from search.records import StudyRef, TrialOutcome
+from service.api.routes import trials as trials_routes
 from service.db.engine import write_session
 from service.db.tables import ParetoMember, Trial, TrialWeights
 
@@ -128,3 +129,24 @@ def test_downloaded_onnx_gives_the_same_predictions(
     assert _accuracy(logits, y) == outcome.test_accuracy
     values = onnx_values(response.content)
     assert values.parameters == outcome.params and values.normalisation == 2
+
+
+def test_a_model_download_holds_no_connection_while_it_exports(
+    client: TestClient, auth: dict[str, str], job_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An ONNX export takes seconds behind one process-wide lock; a request that kept its
+    database connection through it let 16 concurrent downloads empty the pool (503s for
+    everyone else)."""
+    pool = client.app.state.engine.pool  # type: ignore[attr-defined]
+    held: list[int] = []
+    real = trials_routes.model_bytes
+
+    def watched(data: bytes, *, fmt: str, what: str) -> bytes:
+        held.append(pool.checkedout())
+        return real(data, fmt=fmt, what=what)
+
+    monkeypatch.setattr(trials_routes, "model_bytes", watched)
+    (member,) = client.get(f"/api/v1/jobs/{job_id}/pareto", headers=auth).json()["members"]
+    for url in member["model_urls"].values():
+        assert client.get(url, headers=auth).status_code == 200
+    assert held == [0, 0]

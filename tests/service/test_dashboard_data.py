@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 
 from models.costs import count_params
 from models.spec import ArchSpec
+from service.db.tables import Trial
 from tests.service.seed import SeededJob, seed_job
 from tests.service.test_dashboard_session import key_id, sign_in
 
@@ -142,6 +143,25 @@ def test_exports(client: TestClient, seeded: tuple[SeededJob, dict[str, str]]) -
     front_json = client.get("/api/v1/jobs/job_A/export/front.json", headers=auth).json()
     pareto = client.get("/api/v1/jobs/job_A/pareto", headers=auth).json()
     assert front_json == pareto["members"]
+
+
+def test_exports_write_nan_as_null_and_defuse_formulas(
+    client: TestClient, seeded: tuple[SeededJob, dict[str, str]], db_engine: Engine
+) -> None:
+    """PostgreSQL keeps a NaN float (SQLite stores NULL): trials.json wrote a bare NaN, which
+    no JSON parser takes. A text cell starting with = + - @ is a formula to a spreadsheet."""
+    _, auth = seeded
+    with db_engine.begin() as connection:
+        connection.execute(update(Trial).where(Trial.job_id == "job_A", Trial.number == 0)
+                           .values(train_seconds=float("nan"), error="=HYPERLINK(\"x\")"))
+    body = client.get("/api/v1/jobs/job_A/export/trials.json", headers=auth).text
+    first = json.loads(body, parse_constant=lambda name: pytest.fail(f"bare {name} in JSON"))[0]
+    assert (first["train_seconds"], first["error"]) == (None, '=HYPERLINK("x")')
+    assert first == client.get("/api/v1/jobs/job_A/trials?limit=1", headers=auth).json()["data"][0]
+    text = client.get("/api/v1/jobs/job_A/export/trials.csv", headers=auth).text
+    row = next(csv.DictReader(io.StringIO(text)))
+    assert (row["train_seconds"], row["error"]) == ("", "'=HYPERLINK(\"x\")")
+    assert float(row["val_accuracy"]) == first["val_accuracy"]  # numbers stay numbers
 
 
 def test_exports_stream_past_one_batch(

@@ -128,17 +128,21 @@ def test_metrics_count_what_the_tables_hold(
     client: TestClient, db_engine: Engine, auth: dict[str, str]
 ) -> None:
     job = _submit(client, auth)
+    used_up = _submit(client, auth)  # its space is used up: nothing left to hand out
     now = utcnow()
     rows = [("complete", 3.0, None), ("complete", 45.0, None), ("failed", None,
              "lease expired: worker w stopped renewing it"), ("failed", None,
              "exceeded the per-trial wall-time limit of 1 s ..."), ("stopped", None, "cancel"),
-            ("running", None, None)]
+            ("running", None, None), ("stopped_early", 2.0, "lost to trial 0")]
     with db_engine.begin() as connection:
         for number, (state, seconds, error) in enumerate(rows):
             connection.execute(insert(Trial).values(
                 job_id=job["id"], number=number, state=state, params_json="{}",
                 train_seconds=seconds, error=error, started_at=now))
-        connection.execute(update(Job).values(status="running", n_running=1, n_complete=2))
+        connection.execute(update(Job).where(Job.id == job["id"]).values(
+            status="running", n_running=1, n_complete=2, n_stopped_early=1, n_trials=6))
+        connection.execute(update(Job).where(Job.id == used_up["id"]).values(
+            status="running", finished_reason="space used up"))
     _worker(db_engine, id="w-live", seen_ago=1)
     client.get(f"/api/v1/jobs/{job['id']}", headers=auth)
     client.get("/nowhere/at/all")
@@ -147,11 +151,13 @@ def test_metrics_count_what_the_tables_hold(
     assert response.headers["content-type"].startswith("text/plain; version=")
     got = _samples(response.text)
     assert got[("paretonas_database_up", ())] == 1
-    assert got[("paretonas_jobs", (("state", "running"),))] == 1
     assert got[("paretonas_jobs", (("state", "queued"),))] == 0
-    assert got[("paretonas_queue_trials", ())] == 0  # 3 trials: 2 complete + 1 running
+    # 6 trials: 2 complete + 1 stopped early (trained) + 1 running leave 2; the used-up job none
+    # (it counted n_trials - complete - running: stopped-early trials and used-up jobs too)
+    assert got[("paretonas_queue_trials", ())] == 2
+    assert got[("paretonas_jobs", (("state", "running"),))] == 2
     assert got[("paretonas_trials", (("state", "running"),))] == 1
-    for state, count in (("complete", 2), ("failed", 2), ("stopped", 1)):
+    for state, count in (("complete", 2), ("stopped_early", 1), ("failed", 2), ("stopped", 1)):
         assert got[("paretonas_trials_finished_total", (("state", state),))] == count
     assert got[("paretonas_leases_expired_total", ())] == 1
     assert got[("paretonas_trials_timed_out_total", ())] == 1

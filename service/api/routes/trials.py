@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.api.deps import JobDep, RenderedDep, SessionDep
+from service.api.deps import JobDep, RenderedDep, SessionDep, release
 from service.api.model_formats import FORMATS, MEDIA_TYPE, check_format, model_bytes
 from service.api.openapi import problems
 from service.api.pagination import MAX_OFFSET, decode_offset, encode_cursor
@@ -128,6 +128,9 @@ def get_model(
     ).first()
     if data is None:
         raise Problem("model-not-found", status=404, detail=_why_no_model(session, job.id, number))
+    # An ONNX export takes seconds behind one lock: the connection goes back to the pool first
+    # (held through the wait, 16 concurrent exports emptied the pool for every other request).
+    release(session)
     content = model_bytes(data, fmt=fmt, what=f"trial {number} of job {job.id}")
     filename = f"{job.id}-trial-{number}.{fmt}"
     return Response(

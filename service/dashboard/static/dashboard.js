@@ -10,7 +10,12 @@ const PNAS = {
   count(v) { return v === null || v === undefined ? "–" : Number(v).toLocaleString("en-US"); },
   acc(v) { return v === null || v === undefined ? "–" : Number(v).toFixed(4); },
   when(v) { return v ? v.replace("T", " ").replace(/\.\d+/, "").replace(/(Z|\+00:00)$/, " UTC") : "–"; },
-  text(v) { const d = document.createElement("div"); d.textContent = v === null || v === undefined ? "" : String(v); return d.innerHTML; },
+  // Escaped for element text and for attribute values in double or single quotes.
+  text(v) {
+    const d = document.createElement("div");
+    d.textContent = v === null || v === undefined ? "" : String(v);
+    return d.innerHTML.replace(/"/g, "&quot;").replace(/'/g, "&#39;");
+  },
   kinds(spec) {
     if (!spec) return "–";
     const parts = (spec.convs || []).map(c => `conv:${c.kind}×${c.multiplier}`);

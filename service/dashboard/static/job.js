@@ -51,10 +51,14 @@
   const tbody = document.querySelector("#trials tbody");
   const prev = document.getElementById("prev"), next = document.getElementById("next");
   let sort = "number", cursors = [null], pageIndex = 0, nextCursor = null;
+  let loads = 0;  // the newest load owns the table: an older answer arriving late is dropped
   const loadTrials = async () => {
+    const mine = ++loads;
+    prev.disabled = next.disabled = true;  // no second click on a page still loading
     const query = new URLSearchParams({ sort, limit: "25" });
     if (cursors[pageIndex]) query.set("cursor", cursors[pageIndex]);
     const pageData = await PNAS.get(`${api}/trials?${query}`);
+    if (mine !== loads) return;
     const front = new Set(pareto.members.map(m => m.trial_number));
     tbody.innerHTML = pageData.data.map(t => `<tr>
       <td><a href="/jobs/${encodeURIComponent(job.id)}/trials/${t.number}">${t.number}</a></td>
@@ -69,7 +73,10 @@
     prev.disabled = pageIndex === 0; next.disabled = !nextCursor;
     document.getElementById("trials-note").textContent = `page ${pageIndex + 1}, sorted by ${sort}`;
   };
-  next.addEventListener("click", () => { cursors[pageIndex + 1] = nextCursor; pageIndex += 1; loadTrials(); });
+  next.addEventListener("click", () => {
+    if (!nextCursor) return;
+    cursors[pageIndex + 1] = nextCursor; nextCursor = null; pageIndex += 1; loadTrials();
+  });
   prev.addEventListener("click", () => { pageIndex = Math.max(0, pageIndex - 1); loadTrials(); });
   document.querySelectorAll("#trials th[data-sort]").forEach(th => th.addEventListener("click", () => {
     const key = th.dataset.sort;
