@@ -18,9 +18,11 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session
 
-__all__ = ["SQLITE_BUSY_MS", "deferred", "make_engine", "read_session", "write_session"]
+__all__ = ["PG_CONNECT_TIMEOUT_S", "SQLITE_BUSY_MS", "deferred", "make_engine", "read_session",
+           "write_session"]
 
 SQLITE_BUSY_MS = 30_000
+PG_CONNECT_TIMEOUT_S = 5  # unless the URL says otherwise (?connect_timeout=N)
 _IMMEDIATE = "paretonas_sqlite_immediate"
 
 
@@ -50,7 +52,12 @@ def make_engine(
         )
         _configure_sqlite(engine, always_immediate=sqlite_immediate)
         return engine
-    return create_engine(url, pool_pre_ping=True, **pool)
+    connect_args = {}
+    if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
+        # A database host that stops answering (not one that refuses) held every new connection
+        # for the kernel's TCP timeout, minutes, before the API could answer 503.
+        connect_args["connect_timeout"] = PG_CONNECT_TIMEOUT_S
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **pool)
 
 
 def deferred(engine: Engine) -> Engine:

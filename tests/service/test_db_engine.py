@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import socket
 import threading
+import time
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import Engine, insert, select
-from sqlalchemy.exc import IntegrityError, StatementError
+from sqlalchemy.exc import IntegrityError, OperationalError, StatementError
 
-from service.db.engine import make_engine, read_session, write_session
+from service.db.engine import PG_CONNECT_TIMEOUT_S, make_engine, read_session, write_session
 from service.db.tables import ApiKey, Job
 
 
@@ -150,3 +152,32 @@ def test_idempotency_key_is_unique_per_owner(db_engine: Engine) -> None:
         session.execute(insert(Job), rows)  # the same key under two owners is fine
     with pytest.raises(IntegrityError), write_session(db_engine) as session:
         session.execute(insert(Job), [{**rows[0], "id": "job_9", "study_name": "s9"}])
+
+
+def test_a_postgresql_host_that_never_answers_fails_within_the_connect_timeout() -> None:
+    """A host that accepts the TCP connection and then says nothing (a hung server, a black
+    hole behind a proxy) held each new connection forever: the API could not answer 503."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel completes the handshake; nobody ever speaks
+        url = f"postgresql+psycopg://postgres@127.0.0.1:{silent.getsockname()[1]}/x"
+        engine = make_engine(url)
+        outcome: list[BaseException] = []
+
+        def connect() -> None:
+            try:
+                with engine.connect():
+                    pass
+            except BaseException as error:  # kept for the asserts below
+                outcome.append(error)
+
+        worker = threading.Thread(target=connect, daemon=True)
+        started = time.monotonic()
+        worker.start()
+        worker.join(PG_CONNECT_TIMEOUT_S + 25)
+        assert not worker.is_alive(), "connect still waiting"
+        assert isinstance(outcome[0], OperationalError), outcome
+        assert time.monotonic() - started >= PG_CONNECT_TIMEOUT_S - 1
+        engine.dispose()
+    slow = make_engine("postgresql+psycopg://postgres@127.0.0.1/x?connect_timeout=30")
+    assert slow.dialect.create_connect_args(slow.url)[1]["connect_timeout"] == "30"
