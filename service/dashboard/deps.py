@@ -12,7 +12,7 @@ Templates get the token with ``{{ csrf_field(signed_in) }}`` (see ``service.dash
 from __future__ import annotations
 
 from typing import Annotated
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
@@ -36,9 +36,19 @@ def get_signed_in(request: Request, session: SessionDep, settings: SettingsDep) 
     """The caller's live dashboard session; else SignInRequired (a 303 to the sign-in page)."""
     signed_in = current_session(request, session, settings)
     if signed_in is None:
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        raise SignInRequired(target)
+        raise SignInRequired(_back_to(request))
     return signed_in
+
+
+def _back_to(request: Request) -> str:
+    """Where to go after signing in: the page asked for; for a form POST (cancel, pause, sign
+    out) the page the form was on, since the POST-only route cannot be opened (it was a 405)."""
+    if request.method in ("GET", "HEAD"):
+        return request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    referer = urlsplit(request.headers.get("referer", ""))
+    if referer.netloc == request.url.netloc and referer.path.startswith("/"):
+        return referer.path + (f"?{referer.query}" if referer.query else "")
+    return "/jobs"
 
 
 SignedInDep = Annotated[SignedIn, Depends(get_signed_in)]

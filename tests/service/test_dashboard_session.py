@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select, update
 
@@ -59,6 +60,23 @@ def test_pages_need_a_session(client: TestClient) -> None:
         "/signin?next=%2Fjobs%2Fjob_X%3Fx%3D1",
     )
     assert client.get("/", follow_redirects=False).headers["location"] == "/jobs"
+
+
+@pytest.mark.parametrize(("referer", "back"), [
+    ("http://testserver/jobs/job_X?notice=hi", "/signin?next=%2Fjobs%2Fjob_X%3Fnotice%3Dhi"),
+    ("https://elsewhere.example/jobs/job_X", "/signin?next=%2Fjobs"),
+    (None, "/signin?next=%2Fjobs"),
+])
+def test_a_form_posted_without_a_session_returns_to_its_page(
+    client: TestClient, referer: str | None, back: str
+) -> None:
+    """A cancel or pause form sent after the session expired: after signing in the browser
+    went to a GET of the POST-only route (a 405)."""
+    headers = {"referer": referer} if referer else {}
+    for route in ("/jobs/job_X/cancel", "/schedules/sch_X/pause", "/signout"):
+        response = client.post(route, data={"csrf_token": "t"}, headers=headers,
+                               follow_redirects=False)
+        assert (response.status_code, response.headers["location"]) == (303, back), route
 
 
 def test_sign_in_sets_a_strict_session_cookie(
