@@ -238,11 +238,10 @@ class Worker:
         self, claim: Claim, outcome: TrialOutcome, *, epochs: list[EpochReport]
     ) -> None:
         job = claim.job
-        self._retry(
-            lambda: search_engine.tell(ref=job.ref, outcome=outcome),
-            what="telling the study",
-            stop=self._never,
-        )
+        # The service's row first, then the study: a lease lost in between (the database away
+        # for longer than the lease) leaves the study trial as the reaper told it, FAIL with a
+        # retry queued. Told COMPLETE first, the retry was then taken for a duplicate of it and
+        # the architecture never reached the stored front.
         try:
             recorded = self._retry(
                 lambda: record_complete(self.ctx, claim=claim, outcome=outcome, epochs=epochs),
@@ -250,8 +249,13 @@ class Worker:
                 stop=self._never,
             )
         except LeaseLost as error:
-            log.warning("%s; result dropped", error)
+            log.warning("%s; result dropped (the trial is retried)", error)
             return
+        self._retry(
+            lambda: search_engine.tell(ref=job.ref, outcome=outcome),
+            what="telling the study",
+            stop=self._never,
+        )
         hv = "-" if recorded.hypervolume is None else f"{recorded.hypervolume:.4f}"
         log.info(
             "trial job=%s number=%d attempt=%d val_accuracy=%.4f test_accuracy=%.4f params=%d "

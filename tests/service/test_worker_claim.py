@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import threading
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -13,15 +14,23 @@ from sqlalchemy import select, update
 
 from search.engine import TrialOutcome
 from search.pareto import FrontPoint, hypervolume, non_dominated
-from service.db.tables import HypervolumeHistory, Job, ParetoMember, TrialWeights
+from service.db.tables import HypervolumeHistory, Job, ParetoMember, Trial, TrialWeights
 from service.worker import claim as claim_module
+from service.worker import loop as loop_module
 from service.worker.backoff import Backoff, StopRequested, is_transient, retry_transient
 from service.worker.claim import Claim, claim_next
 from service.worker.context import WorkerContext
-from service.worker.database import worker_engine, write_transaction
+from service.worker.database import utcnow, worker_engine, write_transaction
+from service.worker.loop import Worker, WorkerOptions
 from service.worker.reasons import RELEASED, TIMED_OUT
 from service.worker.record import LeaseLost, record_complete
-from service.worker.recovery import LostTrial, fail_and_retry, lock_job, settle_cancelled
+from service.worker.recovery import (
+    LostTrial,
+    fail_and_retry,
+    lock_job,
+    reap_expired,
+    settle_cancelled,
+)
 from tests.service import test_worker_support as support
 from tests.service.test_worker_support import (
     ServiceDB,
@@ -202,6 +211,36 @@ def test_a_job_whose_search_cannot_propose_fails_and_the_queue_goes_on(
         "failed", "the search could not propose a trial (ValueError: the study's sampler state "
         "is corrupt)")
     assert _claim(ctx).job.job_id == healthy
+    ctx.engine.dispose()
+
+
+def test_a_lease_lost_while_recording_leaves_the_trial_to_its_retry(
+    service_db: ServiceDB, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lease runs out while the worker records a finished trial (the database was away
+    longer than the lease): the reaper fails the row and queues a retry, and recording answers
+    LeaseLost. The study was told COMPLETE before recording, so the retry was taken for a
+    duplicate of it and the architecture never reached the stored front."""
+    ctx = _context(service_db)
+    job_id = create_job(service_db, n_trials=1)
+    first = _claim(ctx)
+    real = loop_module.record_complete
+
+    def lease_runs_out_first(ctx: WorkerContext, **kwargs: Any) -> Any:
+        with service_db.engine.begin() as connection:
+            connection.execute(update(Trial).where(Trial.id == first.trial_id)
+                               .values(lease_expires_at=utcnow() - timedelta(seconds=1)))
+        assert reap_expired(ctx) == 1
+        return real(ctx, **kwargs)
+
+    monkeypatch.setattr(loop_module, "record_complete", lease_runs_out_first)
+    Worker(ctx, WorkerOptions())._record(
+        first, _outcome(first, accuracy=0.9, params=100), epochs=[])
+    retry = _claim(ctx)  # trained again, not settled as a duplicate of a failed trial
+    assert (retry.retry_of, retry.ticket.skip) == (first.number, None)
+    record_complete(ctx, claim=retry, outcome=_outcome(retry, accuracy=0.9, params=100))
+    job = service_db.job(job_id)
+    assert (job.status, job.n_complete, job.front_size) == ("succeeded", 1, 1)
     ctx.engine.dispose()
 
 
