@@ -38,6 +38,7 @@ from sqlalchemy import Engine, case, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from service.api.presence import read_presence
+from service.db.claimable import takes_claims, trials_to_hand_out
 from service.db.tables import JOB_STATUSES, Job, Trial
 from service.worker.reasons import LEASE_EXPIRED, TIMED_OUT
 
@@ -81,13 +82,10 @@ class DatabaseCollector(Collector):
         with self.engine.connect() as connection:
             jobs = dict(connection.execute(
                 select(Job.status, func.count()).group_by(Job.status)).all())
-            # What the claim rule (service/worker/claim.py) may still hand out: trials not yet
-            # trained (complete or stopped early) nor running, on jobs with room to ask.
-            left = Job.n_trials - Job.n_complete - Job.n_stopped_early - Job.n_running
+            left = trials_to_hand_out()  # what the claim rule may still hand out
             queue = connection.execute(
                 select(func.coalesce(func.sum(case((left > 0, left), else_=0)), 0))
-                .where(Job.status.in_(("queued", "running")), Job.cancel_requested.is_(False),
-                       Job.finished_reason.is_(None))
+                .where(takes_claims())
             ).scalar_one()
             trials = dict(connection.execute(
                 select(Trial.state, func.count()).group_by(Trial.state)).all())

@@ -26,6 +26,7 @@ from typing import Any, ParamSpec
 
 from search.config import SearchConfig, parse_config
 from search.errors import SearchError
+from search.report import FRONT_JSON, TRIALS_CSV
 from service.commands.search_args import (
     Usage,
     check_storage,
@@ -158,7 +159,7 @@ def study_present(run: Run, *, exists: Callable[[], bool]) -> bool:
 def check_nothing_lost(run: Run) -> None:
     """A resumed run whose study is gone may start it afresh only if no trial ever finished:
     Usage when the folder holds results (front.json, trials.csv) a new study would overwrite."""
-    held = [name for name in ("front.json", "trials.csv") if (run.out_dir / name).exists()]
+    held = [name for name in (FRONT_JSON, TRIALS_CSV) if (run.out_dir / name).exists()]
     if held:
         raise Usage(f"--resume: the study {run.study_name!r} is no longer in "
                     f"{folder_or_storage(run)}, but {str(run.out_dir)!r} holds its results "

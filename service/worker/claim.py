@@ -30,6 +30,7 @@ from sqlalchemy.orm import aliased
 from search import engine as search_engine
 from search.engine import TrialTicket
 from search.errors import SearchError
+from service.db.claimable import takes_claims, trials_to_hand_out
 from service.db.tables import Job, Trial
 from service.worker.backoff import is_transient
 from service.worker.context import JobContext, WorkerContext
@@ -151,10 +152,8 @@ def _job_with_room(
             Job.n_trials,
         )
         .where(
-            Job.status.in_(("queued", "running")),
-            Job.cancel_requested.is_(False),
-            Job.finished_reason.is_(None),
-            Job.n_running + Job.n_complete + Job.n_stopped_early < Job.n_trials,
+            takes_claims(),
+            trials_to_hand_out() > 0,
             Job.n_running < Job.parallelism,
         )
         .order_by(owner_running, Job.created_at, Job.id)

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, Select, delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, update
 
 from search.engine import TrialOutcome
 from service.db.tables import HypervolumeHistory, Job, Trial, TrialWeights
@@ -29,6 +29,7 @@ from service.worker.database import utcnow, write_transaction
 from service.worker.front import FrontChange, update_front
 from service.worker.lease import write_epochs
 from service.worker.recovery import lock_job
+from service.worker.settle import job_counts, settle_job
 
 if TYPE_CHECKING:
     from search.training import EpochReport
@@ -37,7 +38,6 @@ __all__ = ["LeaseLost", "Recorded", "record_complete", "record_stopped"]
 
 log = logging.getLogger("paretonas.worker")
 
-ACTIVE = ("queued", "running")
 
 
 class LeaseLost(Exception):
@@ -102,7 +102,7 @@ def record_complete(
                 updated_at=now,
             )
         )
-        counts = connection.execute(_counts(job_id)).one()
+        counts = job_counts(connection, job_id=job_id)
         if not early:
             connection.execute(
                 insert(HypervolumeHistory).values(
@@ -112,7 +112,7 @@ def record_complete(
                     recorded_at=now,
                 )
             )
-        status = _settle_job(connection, job_id=job_id, counts=counts, now=now)
+        status = settle_job(connection, job_id=job_id, counts=counts, now=now)
     return Recorded(
         n_complete=counts.n_complete,
         front_size=change.front_size,
@@ -171,20 +171,7 @@ def record_stopped(
         connection.execute(
             update(Job).where(Job.id == job_id).values(n_running=Job.n_running - 1, updated_at=now)
         )
-        counts = connection.execute(_counts(job_id)).one()
-        return _settle_job(connection, job_id=job_id, counts=counts, now=now)
-
-
-def _counts(job_id: str) -> Select[*tuple[Any, ...]]:
-    return select(
-        Job.n_complete,
-        Job.n_stopped_early,
-        Job.n_trials,
-        Job.n_running,
-        Job.status,
-        Job.cancel_requested,
-        Job.finished_reason,
-    ).where(Job.id == job_id)
+        return settle_job(connection, job_id=job_id, now=now)
 
 
 def _finish_row(
@@ -218,23 +205,3 @@ def _store_weights(
                 job_id=job_id, trial_number=outcome.number, data=outcome.weights
             )
         )
-
-
-def _settle_job(connection: Connection, *, job_id: str, counts: object, now: object) -> str:
-    """Succeed a job with n_trials trained (complete or stopped early), or whose space is used
-    up once nothing runs; cancel one whose last trial stopped."""
-    status: str = counts.status  # type: ignore[attr-defined]
-    if status not in ACTIVE:
-        return status
-    trained = counts.n_complete + counts.n_stopped_early  # type: ignore[attr-defined]
-    used_up = counts.finished_reason is not None  # type: ignore[attr-defined]
-    if trained >= counts.n_trials or (used_up and counts.n_running == 0):  # type: ignore[attr-defined]
-        status = "succeeded"
-    elif counts.cancel_requested and counts.n_running == 0:  # type: ignore[attr-defined]
-        status = "cancelled"
-    else:
-        return status
-    connection.execute(
-        update(Job).where(Job.id == job_id).values(status=status, finished_at=now, updated_at=now)
-    )
-    return status

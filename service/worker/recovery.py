@@ -34,6 +34,7 @@ from service.logs import trial_fields
 from service.worker.context import WorkerContext
 from service.worker.database import is_postgres, utcnow, write_transaction
 from service.worker.reasons import LEASE_EXPIRED, RELEASED, TIMED_OUT
+from service.worker.settle import settle_job
 
 __all__ = [
     "LostTrial",
@@ -160,7 +161,7 @@ def fail_and_retry(
     search_engine.fail(ref=ref, number=trial.number, reason=trial.reason)
     if never_retry:
         _fail_job_after_timeouts(connection, ctx=ctx, trial=trial, now=now)
-        _succeed_if_used_up(connection, job_id=trial.job_id, now=now)
+        settle_job(connection, job_id=trial.job_id, now=now)  # its last trial may be this one
         return True
     chain = _attempt_chain(connection, job_id=trial.job_id, number=trial.number)
     faults = _faults(connection, job_id=trial.job_id, chain=chain)
@@ -240,17 +241,6 @@ def _faults(connection: Connection, *, job_id: str, chain: list[int]) -> int:
             ~func.coalesce(Trial.error, "").startswith(RELEASED),
         )
     ).scalar_one())
-
-
-def _succeed_if_used_up(connection: Connection, *, job_id: str, now: datetime) -> None:
-    """A job whose space was used up succeeds once nothing runs; ``record._settle_job`` does it
-    when a trial is recorded, and a last trial failed for good must do it too."""
-    connection.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status.in_(("queued", "running")),
-               Job.finished_reason.is_not(None), Job.n_running == 0)
-        .values(status="succeeded", finished_at=now, updated_at=now)
-    )
 
 
 def _attempt_chain(connection: Connection, *, job_id: str, number: int) -> list[int]:
